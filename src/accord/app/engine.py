@@ -1,0 +1,719 @@
+"""The core use cases: configuration, stock movements, available-to-sell and verification.
+
+Every state change writes balances, ledger rows and outbox events in one transaction.
+A single movement is a batch of one: there is exactly one write path.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from accord.app.ports import Clock, Ids, RandomIds, SystemClock
+from accord.domain import events as ev
+from accord.domain.availability import (
+    Channel,
+    Location,
+    LocationKind,
+    StockPolicy,
+    channel_ats,
+    eligible_locations,
+)
+from accord.domain.catalog import Sku
+from accord.domain.errors import (
+    AlreadyExists,
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidConfiguration,
+    InvalidInput,
+    NotFound,
+)
+from accord.domain.ledger import (
+    BUCKETS,
+    MOVEMENT_EVENTS,
+    Balance,
+    Movement,
+    MovementKind,
+    apply,
+    plan,
+    validate,
+    violations,
+)
+from accord.store import schema as t
+from accord.store.db import INTEGRITY_ERRORS, Compiled, Database, Tx
+from accord.store.statements import build
+
+MAX_BATCH = 10_000
+RECOMPUTE_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    version: int
+    locations: dict[str, Location]
+    channels: dict[str, Channel]
+    eligible: dict[str, tuple[str, ...]]  # channel -> locations whose stock counts for it
+    feeds: dict[str, tuple[str, ...]]  # location -> channels its stock counts for
+
+
+@dataclass(frozen=True, slots=True)
+class AtsChange:
+    sku: str
+    channel: str
+    old: int
+    new: int
+
+
+@dataclass(slots=True)
+class MoveResult:
+    key: str
+    kind: str
+    sku: str
+    location: str
+    qty: int
+    replayed: bool
+    balances: dict[str, Balance] = field(default_factory=dict)  # location -> balance after
+    transfer_id: str | None = None
+    ats_changes: list[AtsChange] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "sku": self.sku,
+            "location": self.location,
+            "qty": self.qty,
+            "replayed": self.replayed,
+            "transfer_id": self.transfer_id,
+            "balances": {loc: balance_dict(b) for loc, b in self.balances.items()},
+            "ats_changes": [{"channel": c.channel, "old_ats": c.old, "new_ats": c.new} for c in self.ats_changes],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    what: str  # "balance", "invariant", "transfer", "ats"
+    sku: str
+    where: str  # location or channel
+    expected: str
+    actual: str
+
+
+def balance_dict(b: Balance) -> dict[str, int]:
+    d = dict(zip(BUCKETS, b.as_tuple(), strict=True))
+    d["available"] = b.available
+    return d
+
+
+class Engine:
+    """Use cases over one database. Thread-safe; one per process is enough."""
+
+    def __init__(self, db: Database, clock: Clock | None = None, ids: Ids | None = None) -> None:
+        self.db = db
+        self.sql = build(db)
+        self.clock: Clock = clock or SystemClock()
+        self.ids: Ids = ids or RandomIds()
+        self._cfg: Config | None = None
+        self._known_skus: set[str] = set()
+        self._lock = threading.Lock()
+        self.stats: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _list(self, values: Iterable[str]) -> Any:
+        vals = list(values)
+        return json.dumps(vals) if self.sql.json_list else vals
+
+    def _config(self, tx: Tx) -> Config:
+        row = tx.one(self.sql.config_version)
+        version = int(row[0]) if row else 0
+        cfg = self._cfg
+        if cfg is None or cfg.version != version:
+            cfg = self._load_config(tx, version)
+            self._cfg = cfg
+        return cfg
+
+    def _load_config(self, tx: Tx, version: int) -> Config:
+        c = self.db.compile
+        locs: dict[str, Location] = {}
+        for r in tx.all(c(sa.select(t.locations).order_by(t.locations.c.id))):
+            locs[r[0]] = Location(r[0], LocationKind(r[1]), r[2], r[3], r[4], r[5])
+        members: dict[str, list[str]] = {}
+        q = sa.select(t.channel_locations.c.channel_id, t.channel_locations.c.location_id).order_by(
+            t.channel_locations.c.channel_id, t.channel_locations.c.priority
+        )
+        for ch_id, loc_id in tx.all(c(q)):
+            members.setdefault(ch_id, []).append(loc_id)
+        chans: dict[str, Channel] = {}
+        for r in tx.all(c(sa.select(t.channels).order_by(t.channels.c.id))):
+            policy = StockPolicy(buffer_units=r[4], max_qty=r[5], pool_pct=r[6], zero_at_or_below=r[7])
+            chans[r[0]] = Channel(r[0], r[1], r[2], r[3], tuple(members.get(r[0], ())), policy)
+        eligible = {cid: eligible_locations(ch, locs) for cid, ch in chans.items()}
+        feeds: dict[str, list[str]] = {}
+        for cid, loc_ids in eligible.items():
+            for loc_id in loc_ids:
+                feeds.setdefault(loc_id, []).append(cid)
+        return Config(version, locs, chans, eligible, {k: tuple(v) for k, v in feeds.items()})
+
+    def _config_changed(self, tx: Tx) -> Config:
+        tx.run(self.sql.bump_config_version)
+        self._cfg = None
+        return self._config(tx)
+
+    def _emit(self, tx: Tx, events: Sequence[ev.Event], now: int) -> None:
+        tx.many(
+            self.sql.insert_outbox,
+            [(e.type, e.key, json.dumps(e.data, separators=(",", ":")), now) for e in events],
+        )
+
+    def config(self) -> Config:
+        with self.db.read() as tx:
+            return self._config(tx)
+
+    # ------------------------------------------------------------------ configuration
+
+    def add_location(self, loc: Location) -> Location:
+        loc.check()
+        try:
+            with self.db.tx() as tx:
+                cfg = self._config(tx)
+                if loc.id in cfg.locations:
+                    raise AlreadyExists(f"location {loc.id!r} already exists")
+                now = self.clock.now_ms()
+                stmt = sa.insert(t.locations).values(
+                    id=loc.id,
+                    kind=loc.kind.value,
+                    region=loc.region,
+                    country=loc.country,
+                    timezone=loc.timezone,
+                    owner_channel=loc.owner_channel,
+                    created_at=now,
+                )
+                tx.run(*self._bound(stmt))
+                self._config_changed(tx)
+                data = {"location": loc.id, "kind": loc.kind.value, "region": loc.region, "country": loc.country}
+                self._emit(tx, [ev.Event(ev.LOCATION_ADDED, loc.id, data)], now)
+        finally:
+            self._cfg = None
+        return loc
+
+    def add_channel(self, ch: Channel) -> Channel:
+        try:
+            with self.db.tx() as tx:
+                cfg = self._config(tx)
+                if ch.id in cfg.channels:
+                    raise AlreadyExists(f"channel {ch.id!r} already exists")
+                ch.check(cfg.locations)
+                now = self.clock.now_ms()
+                p = ch.policy
+                stmt = sa.insert(t.channels).values(
+                    id=ch.id,
+                    dialect=ch.dialect,
+                    region=ch.region,
+                    currency=ch.currency,
+                    buffer_units=p.buffer_units,
+                    max_qty=p.max_qty,
+                    pool_pct=p.pool_pct,
+                    zero_at_or_below=p.zero_at_or_below,
+                    created_at=now,
+                )
+                tx.run(*self._bound(stmt))
+                self._write_members(tx, ch)
+                cfg = self._config_changed(tx)
+                self._emit(tx, [ev.Event(ev.CHANNEL_ADDED, ch.id, channel_dict(ch))], now)
+                self._recompute(tx, cfg, [ch.id], cause="channel-added")
+        finally:
+            self._cfg = None
+        return ch
+
+    def update_channel(
+        self, channel_id: str, *, policy: StockPolicy | None = None, locations: Sequence[str] | None = None
+    ) -> Channel:
+        """Change a channel's policy and/or fulfilling locations; its ATS is recomputed in the same transaction."""
+        try:
+            with self.db.tx() as tx:
+                cfg = self._config(tx)
+                old = cfg.channels.get(channel_id)
+                if old is None:
+                    raise NotFound("channel", channel_id)
+                new = Channel(
+                    old.id,
+                    old.dialect,
+                    old.region,
+                    old.currency,
+                    tuple(locations) if locations is not None else old.locations,
+                    policy or old.policy,
+                )
+                new.check(cfg.locations)
+                if new == old:
+                    return old
+                now = self.clock.now_ms()
+                p = new.policy
+                stmt = (
+                    sa.update(t.channels)
+                    .where(t.channels.c.id == channel_id)
+                    .values(
+                        buffer_units=p.buffer_units,
+                        max_qty=p.max_qty,
+                        pool_pct=p.pool_pct,
+                        zero_at_or_below=p.zero_at_or_below,
+                    )
+                )
+                tx.run(*self._bound(stmt))
+                if new.locations != old.locations:
+                    tx.run(
+                        *self._bound(
+                            sa.delete(t.channel_locations).where(t.channel_locations.c.channel_id == channel_id)
+                        )
+                    )
+                    self._write_members(tx, new)
+                cfg = self._config_changed(tx)
+                data = {"channel": channel_id, "old": channel_dict(old), "new": channel_dict(new)}
+                self._emit(tx, [ev.Event(ev.CHANNEL_POLICY_CHANGED, channel_id, data)], now)
+                self._recompute(tx, cfg, [channel_id], cause="channel-policy-changed")
+        finally:
+            self._cfg = None
+        return new
+
+    def _write_members(self, tx: Tx, ch: Channel) -> None:
+        for prio, loc_id in enumerate(ch.locations):
+            tx.run(
+                *self._bound(sa.insert(t.channel_locations).values(channel_id=ch.id, location_id=loc_id, priority=prio))
+            )
+
+    def _bound(self, stmt: sa.ClauseElement) -> tuple[Any, tuple[Any, ...]]:
+        """Compile a one-off statement with its literal parameters (configuration paths only)."""
+        c = stmt.compile(dialect=self.db.dialect, compile_kwargs={"render_postcompile": True})
+        comp = Compiled(c.string, tuple(getattr(c, "positiontup", None) or ()))
+        return comp, tuple(c.params[n] for n in comp.names)
+
+    def add_skus(self, items: Sequence[Sku]) -> int:
+        """Add SKUs; existing ids are an error unless identical (then skipped). Returns how many were new."""
+        for s in items:
+            s.check()
+        if len({s.id for s in items}) != len(items):
+            raise InvalidInput("the same SKU appears twice in one request")
+        with self.db.tx() as tx:
+            existing: dict[str, str] = {}
+            ids = [s.id for s in items]
+            for i in range(0, len(ids), 500):
+                q = sa.select(t.skus.c.id, t.skus.c.title).where(t.skus.c.id.in_(ids[i : i + 500]))
+                existing.update({r[0]: r[1] for r in tx.all(*self._bound(q))})
+            new = []
+            for s in items:
+                if s.id in existing:
+                    if existing[s.id] != s.title:
+                        raise AlreadyExists(f"SKU {s.id!r} already exists with another title")
+                    continue
+                new.append(s)
+            now = self.clock.now_ms()
+            ins = self.db.compile(
+                sa.insert(t.skus).values(
+                    id=sa.bindparam("id"), title=sa.bindparam("title"), created_at=sa.bindparam("at")
+                )
+            )
+            tx.many(ins, [(s.id, s.title, now) for s in new])
+            self._emit(tx, [ev.Event(ev.SKU_ADDED, s.id, {"sku": s.id, "title": s.title}) for s in new], now)
+        return len(new)
+
+    def add_sku(self, sku: Sku) -> bool:
+        return self.add_skus([sku]) == 1
+
+    # ------------------------------------------------------------------ movements
+
+    def move(self, m: Movement) -> MoveResult:
+        return self.move_batch([m])[0]
+
+    def move_batch(self, movements: Sequence[Movement]) -> list[MoveResult]:
+        """Apply movements in order, all or nothing, in one transaction."""
+        if not movements:
+            return []
+        if len(movements) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds at most {MAX_BATCH} movements, got {len(movements)}")
+        for i, m in enumerate(movements):
+            try:
+                validate(m)
+            except InvalidInput as exc:
+                raise _at(exc, i, len(movements)) from None
+        attempt = 0
+        while True:
+            try:
+                with self.db.tx() as tx:
+                    return self._apply(tx, movements)
+            except Exception as exc:
+                # PostgreSQL: a concurrent writer used the same idempotency key first; the retry sees its
+                # row and replays (same payload) or rejects (different payload)
+                attempt += 1
+                if attempt < 3 and _is_key_race(exc):
+                    continue
+                raise
+
+    def _apply(self, tx: Tx, ms: Sequence[Movement]) -> list[MoveResult]:
+        sql = self.sql
+        cfg = self._config(tx)
+        now = self.clock.now_ms()
+        n = len(ms)
+        locs = cfg.locations
+        sku_ids: list[str] = []
+        seen_sku: set[str] = set()
+        for i, m in enumerate(ms):
+            if m.location not in locs:
+                raise _at(NotFound("location", m.location), i, n)
+            if m.to_location is not None and m.to_location not in locs:
+                raise _at(NotFound("location", m.to_location), i, n)
+            if m.sku not in seen_sku:
+                seen_sku.add(m.sku)
+                sku_ids.append(m.sku)
+        sku_param = self._list(sku_ids)
+        if sql.skus_lock is not None:
+            found = {r[0] for r in tx.all(sql.skus_lock, (sku_param,))}
+            missing = [s for s in sku_ids if s not in found]
+        else:
+            missing = [s for s in sku_ids if s not in self._known_skus]
+            if missing:
+                found = {r[0] for r in tx.all(sql.skus_existing, (self._list(missing),))}
+                self._known_skus.update(found)
+                missing = [s for s in missing if s not in found]
+        if missing:
+            i = next(i for i, m in enumerate(ms) if m.sku == missing[0])
+            raise _at(NotFound("SKU", missing[0]), i, n)
+
+        prior: dict[str, str] = dict(tx.all(sql.ledger_by_keys, (self._list({m.key for m in ms}),)))
+        bal: dict[str, dict[str, Balance]] = {}
+        for r in tx.all(sql.balances_for_skus, (sku_param,)):
+            bal.setdefault(r[0], {})[r[1]] = Balance(r[2], r[3], r[4], r[5], r[6])
+        old_ats: dict[tuple[str, str], int] = {(r[0], r[1]): r[2] for r in tx.all(sql.ats_for_skus, (sku_param,))}
+        transfers: dict[str, list[Any]] = {}
+        tids = {m.transfer_id for m in ms if m.kind is MovementKind.TRANSFER_IN and m.transfer_id}
+        if tids:
+            transfers = {r[0]: list(r[1:]) for r in tx.all(sql.transfers_by_ids, (self._list(tids),))}
+
+        ledger_rows: list[tuple[Any, ...]] = []
+        events: list[ev.Event] = []
+        results: list[MoveResult] = []
+        dirty: dict[str, set[str]] = {}
+        new_transfers: list[tuple[Any, ...]] = []
+        touched_transfers: set[str] = set()
+        fresh: dict[str, str] = {}
+        for i, m in enumerate(ms):
+            fp = m.fingerprint()
+            prev = prior.get(m.key) or fresh.get(m.key)
+            if prev is not None:
+                if prev != fp:
+                    raise _at(
+                        IdempotencyConflict(f"idempotency key {m.key!r} was already used for a different movement"),
+                        i,
+                        n,
+                    )
+                results.append(MoveResult(m.key, m.kind.value, m.sku, m.location, m.qty, True))
+                continue
+            fresh[m.key] = fp
+            sku_bal = bal.setdefault(m.sku, {})
+            transfer_id = None
+            if m.kind is MovementKind.TRANSFER_IN:
+                assert m.transfer_id is not None
+                tr = transfers.get(m.transfer_id)
+                if tr is None:
+                    raise _at(NotFound("transfer", m.transfer_id), i, n)
+                if tr[0] != m.sku or tr[1] != m.location:
+                    raise _at(
+                        InvalidInput(
+                            f"transfer {m.transfer_id} carries {tr[0]} to {tr[1]}, not {m.sku} to {m.location}"
+                        ),
+                        i,
+                        n,
+                    )
+                if m.qty > tr[2] - tr[3]:
+                    raise _at(
+                        InsufficientStock(
+                            f"transfer_in {m.qty} of {m.sku} on {m.transfer_id}: only {tr[2] - tr[3]} still in transit"
+                        ),
+                        i,
+                        n,
+                    )
+                tr[3] += m.qty
+                touched_transfers.add(m.transfer_id)
+                transfer_id = m.transfer_id
+            try:
+                legs = plan(m, sku_bal.get(m.location) or Balance())
+            except InsufficientStock as exc:
+                raise _at(exc, i, n) from None
+            after: dict[str, Balance] = {}
+            for leg_no, leg in enumerate(legs):
+                b = sku_bal.get(leg.location)
+                if b is None:
+                    b = sku_bal[leg.location] = Balance()
+                apply(b, leg.deltas)
+                after[leg.location] = b.copy()
+                d = leg.deltas
+                ledger_rows.append(
+                    (
+                        m.key,
+                        leg_no,
+                        m.kind.value,
+                        m.sku,
+                        leg.location,
+                        d[0],
+                        d[1],
+                        d[2],
+                        d[3],
+                        d[4],
+                        m.qty,
+                        m.reason,
+                        m.ref,
+                        fp,
+                        now,
+                    )
+                )
+                dirty.setdefault(m.sku, set()).add(leg.location)
+            if m.kind is MovementKind.TRANSFER_OUT:
+                transfer_id = m.transfer_id or m.key
+                if transfer_id in transfers:
+                    raise _at(AlreadyExists(f"transfer {transfer_id!r} already exists"), i, n)
+                transfers[transfer_id] = [m.sku, m.to_location, m.qty, 0]
+                new_transfers.append((transfer_id, m.sku, m.location, m.to_location, m.qty, 0, now, now))
+            data = m.payload()
+            data["key"] = m.key
+            if transfer_id:
+                data["transfer_id"] = transfer_id
+            data["balances"] = {loc: balance_dict(b) for loc, b in after.items()}
+            events.append(ev.Event(MOVEMENT_EVENTS[m.kind], m.sku, data))
+            self.stats[f"movements.{m.kind.value}"] += 1
+            results.append(MoveResult(m.key, m.kind.value, m.sku, m.location, m.qty, False, after, transfer_id))
+
+        if new_transfers:
+            existing = {r[0] for r in tx.all(sql.transfers_by_ids, (self._list(t_[0] for t_ in new_transfers),))}
+            if existing:
+                raise AlreadyExists(f"transfer {sorted(existing)[0]!r} already exists")
+
+        # available-to-sell: only the channels fed by the locations that changed
+        ats_rows: list[tuple[Any, ...]] = []
+        changes: dict[str, list[AtsChange]] = {}
+        cause = ms[0].kind.value if n == 1 else "batch"
+        for sku, dirty_locs in dirty.items():
+            sku_bal = bal[sku]
+            for loc in dirty_locs:
+                problems = violations(sku_bal[loc])
+                if problems:  # plan() prevents this; the check keeps a bug from being written
+                    raise InsufficientStock(f"{sku} at {loc}: {'; '.join(problems)}")
+            chans: set[str] = set()
+            for loc in dirty_locs:
+                chans.update(cfg.feeds.get(loc, ()))
+            if not chans:
+                continue
+            avail = {loc: b.on_hand - b.committed for loc, b in sku_bal.items()}
+            for ch_id in sorted(chans):
+                new = channel_ats(cfg.eligible[ch_id], cfg.channels[ch_id].policy, avail)
+                old = old_ats.get((sku, ch_id))
+                if old == new or (old is None and new == 0):
+                    continue
+                ats_rows.append((sku, ch_id, new, now))
+                events.append(ev.availability_changed(sku, ch_id, old or 0, new, cause))
+                changes.setdefault(sku, []).append(AtsChange(sku, ch_id, old or 0, new))
+        for r in results:
+            if not r.replayed:
+                r.ats_changes = changes.get(r.sku, [])
+        self.stats["ats.changes"] += len(ats_rows)
+
+        tx.many(sql.insert_ledger, ledger_rows)
+        tx.many(
+            sql.upsert_balance,
+            [(sku, loc, *bal[sku][loc].as_tuple(), now) for sku, ls in dirty.items() for loc in ls],
+        )
+        if new_transfers:
+            tx.many(sql.insert_transfer, new_transfers)
+        if touched_transfers:
+            tx.many(sql.update_transfer, [(transfers[tid][3], now, tid) for tid in touched_transfers])
+        tx.many(sql.upsert_ats, ats_rows)
+        self._emit(tx, events, now)
+        return results
+
+    # ------------------------------------------------------------------ available to sell
+
+    def ats(self, sku: str, channel: str | None = None) -> dict[str, int]:
+        """ATS of one SKU on every channel (or one). Unknown SKU or channel is an error."""
+        with self.db.read() as tx:
+            if channel is not None:
+                row = tx.one(self.sql.ats_one, (sku, channel))
+                if row is not None:
+                    return {channel: int(row[0])}
+                cfg = self._config(tx)
+                if channel not in cfg.channels:
+                    raise NotFound("channel", channel)
+                self._require_sku(tx, sku)
+                return {channel: 0}
+            cfg = self._config(tx)
+            self._require_sku(tx, sku)
+            out = dict.fromkeys(sorted(cfg.channels), 0)
+            out.update({r[0]: int(r[1]) for r in tx.all(self.sql.ats_sku, (sku,))})
+            return out
+
+    def _require_sku(self, tx: Tx, sku: str) -> None:
+        if sku in self._known_skus:
+            return
+        if not tx.all(self.sql.skus_existing, (self._list([sku]),)):
+            raise NotFound("SKU", sku)
+        self._known_skus.add(sku)
+
+    def recompute_ats(self, channel: str | None = None) -> int:
+        """Full recompute of ATS from balances (all channels or one). Returns how many values changed."""
+        with self.db.tx() as tx:
+            cfg = self._config(tx)
+            if channel is not None and channel not in cfg.channels:
+                raise NotFound("channel", channel)
+            return self._recompute(tx, cfg, [channel] if channel else sorted(cfg.channels), cause="recompute")
+
+    def _recompute(self, tx: Tx, cfg: Config, channel_ids: Sequence[str], cause: str) -> int:
+        now = self.clock.now_ms()
+        sku_ids = [r[0] for r in tx.all(*self._bound(sa.select(t.skus.c.id).order_by(t.skus.c.id)))]
+        changed = 0
+        for i in range(0, len(sku_ids), RECOMPUTE_CHUNK):
+            chunk = sku_ids[i : i + RECOMPUTE_CHUNK]
+            param = self._list(chunk)
+            avail: dict[str, dict[str, int]] = {}
+            for r in tx.all(self.sql.balances_for_skus, (param,)):
+                avail.setdefault(r[0], {})[r[1]] = r[2] - r[3]
+            old = {(r[0], r[1]): r[2] for r in tx.all(self.sql.ats_for_skus, (param,))}
+            rows: list[tuple[Any, ...]] = []
+            events: list[ev.Event] = []
+            for sku in chunk:
+                a = avail.get(sku, {})
+                for ch_id in channel_ids:
+                    new = channel_ats(cfg.eligible[ch_id], cfg.channels[ch_id].policy, a)
+                    prev = old.get((sku, ch_id))
+                    if prev == new or (prev is None and new == 0):
+                        continue
+                    rows.append((sku, ch_id, new, now))
+                    events.append(ev.availability_changed(sku, ch_id, prev or 0, new, cause))
+            tx.many(self.sql.upsert_ats, rows)
+            self._emit(tx, events, now)
+            changed += len(rows)
+        return changed
+
+    # ------------------------------------------------------------------ reads
+
+    def balances(self, sku: str | None = None, location: str | None = None) -> list[tuple[str, str, Balance]]:
+        b = t.balances
+        q = sa.select(b.c.sku_id, b.c.location_id, *(b.c[n] for n in BUCKETS)).order_by(b.c.sku_id, b.c.location_id)
+        with self.db.read() as tx:
+            if sku is not None:
+                self._require_sku(tx, sku)
+                q = q.where(b.c.sku_id == sku)
+            if location is not None:
+                if location not in self._config(tx).locations:
+                    raise NotFound("location", location)
+                q = q.where(b.c.location_id == location)
+            return [(r[0], r[1], Balance(*r[2:])) for r in tx.all(*self._bound(q))]
+
+    def skus(self, *, after: str = "", limit: int = 100) -> list[Sku]:
+        q = sa.select(t.skus.c.id, t.skus.c.title).where(t.skus.c.id > after).order_by(t.skus.c.id).limit(limit)
+        with self.db.read() as tx:
+            return [Sku(r[0], r[1]) for r in tx.all(*self._bound(q))]
+
+    def transfers(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        tr = t.transfers
+        q = sa.select(tr).order_by(tr.c.created_at, tr.c.id)
+        if open_only:
+            q = q.where(tr.c.qty_received < tr.c.qty_shipped)
+        with self.db.read() as tx:
+            cols = [c.name for c in tr.columns]
+            return [dict(zip(cols, r, strict=True)) for r in tx.all(*self._bound(q))]
+
+    def transfer(self, transfer_id: str) -> dict[str, Any]:
+        tr = t.transfers
+        with self.db.read() as tx:
+            row = tx.one(*self._bound(sa.select(tr).where(tr.c.id == transfer_id)))
+        if row is None:
+            raise NotFound("transfer", transfer_id)
+        return dict(zip([c.name for c in tr.columns], row, strict=True))
+
+    # ------------------------------------------------------------------ verification
+
+    def verify(self) -> list[Mismatch]:
+        """Replay the ledger and compare with balances; check invariants, transfers and ATS."""
+        lg, b, tr = t.ledger, t.balances, t.transfers
+        sums = [sa.func.sum(lg.c[f"d_{n}"]) for n in BUCKETS]
+        replay_q = sa.select(lg.c.sku_id, lg.c.location_id, *sums).group_by(lg.c.sku_id, lg.c.location_id)
+        bal_q = sa.select(b.c.sku_id, b.c.location_id, *(b.c[n] for n in BUCKETS))
+        out: list[Mismatch] = []
+        with self.db.read() as tx:
+            replay = {(r[0], r[1]): tuple(int(v) for v in r[2:]) for r in tx.all(*self._bound(replay_q))}
+            stored = {(r[0], r[1]): tuple(int(v) for v in r[2:]) for r in tx.all(*self._bound(bal_q))}
+            zero = (0, 0, 0, 0, 0)
+            for key in sorted(set(replay) | set(stored)):
+                exp, act = replay.get(key, zero), stored.get(key, zero)
+                if exp != act:
+                    out.append(Mismatch("balance", key[0], key[1], _fmt(exp), _fmt(act)))
+                for problem in violations(Balance(*act)):
+                    out.append(
+                        Mismatch("invariant", key[0], key[1], "no negative bucket, committed <= on_hand", problem)
+                    )
+            open_q = sa.select(
+                tr.c.sku_id, tr.c.to_location, sa.func.sum(tr.c.qty_shipped - tr.c.qty_received)
+            ).group_by(tr.c.sku_id, tr.c.to_location)
+            in_transit = {(r[0], r[1]): int(r[2]) for r in tx.all(*self._bound(open_q))}
+            for key in sorted(set(in_transit) | {k for k, v in stored.items() if v[2]}):
+                exp_t, act_t = in_transit.get(key, 0), stored.get(key, zero)[2]
+                if exp_t != act_t:
+                    out.append(Mismatch("transfer", key[0], key[1], f"in_transit={exp_t}", f"in_transit={act_t}"))
+            cfg = self._config(tx)
+            avail: dict[str, dict[str, int]] = {}
+            for (sku, loc), v in stored.items():
+                avail.setdefault(sku, {})[loc] = v[0] - v[1]
+            ats_q = sa.select(t.channel_ats.c.sku_id, t.channel_ats.c.channel_id, t.channel_ats.c.qty)
+            shown = {(r[0], r[1]): int(r[2]) for r in tx.all(*self._bound(ats_q))}
+            for sku in sorted(set(avail) | {k[0] for k in shown}):
+                for ch_id in sorted(cfg.channels):
+                    want = channel_ats(cfg.eligible[ch_id], cfg.channels[ch_id].policy, avail.get(sku, {}))
+                    have = shown.get((sku, ch_id), 0)
+                    if want != have:
+                        out.append(Mismatch("ats", sku, ch_id, f"ats={want}", f"ats={have}"))
+        return out
+
+
+def channel_dict(ch: Channel) -> dict[str, Any]:
+    p = ch.policy
+    return {
+        "id": ch.id,
+        "dialect": ch.dialect,
+        "region": ch.region,
+        "currency": ch.currency,
+        "locations": list(ch.locations),
+        "policy": {
+            "buffer_units": p.buffer_units,
+            "max_qty": p.max_qty,
+            "pool_pct": p.pool_pct,
+            "zero_at_or_below": p.zero_at_or_below,
+        },
+    }
+
+
+def _fmt(v: tuple[int, ...]) -> str:
+    return " ".join(f"{n}={x}" for n, x in zip(BUCKETS, v, strict=True))
+
+
+def _at(exc: Exception, index: int, total: int) -> Exception:
+    """Prefix an error with the movement's position when it came in a batch."""
+    if total > 1:
+        exc.args = (f"movement #{index}: {exc.args[0] if exc.args else exc}",)
+    return exc
+
+
+def _is_key_race(exc: Exception) -> bool:
+    return isinstance(exc, INTEGRITY_ERRORS) and "idem_key" in str(exc)
+
+
+__all__ = [
+    "AtsChange",
+    "Config",
+    "Engine",
+    "InvalidConfiguration",
+    "Mismatch",
+    "MoveResult",
+]

@@ -1,0 +1,127 @@
+"""Available-to-sell per channel: which locations feed a channel and how its policy shapes the pool."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from accord.domain.errors import InvalidConfiguration, InvalidInput, NotFound
+
+
+class LocationKind(StrEnum):
+    WAREHOUSE = "warehouse"
+    STORE = "store"
+    DARK_STORE = "dark_store"
+    REGIONAL_DC = "regional_dc"
+    PLATFORM_FC = "platform_fc"  # stock held by a marketplace; sellable only on its owner channel
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    id: str
+    kind: LocationKind
+    region: str
+    country: str
+    timezone: str = "UTC"
+    owner_channel: str | None = None  # required for platform_fc
+
+    def check(self) -> None:
+        check_id(self.id, "location id")
+        if not self.region:
+            raise InvalidInput("location needs a region")
+        if len(self.country) != 2 or not self.country.isalpha() or not self.country.isupper():
+            raise InvalidInput(f"country must be an ISO 3166 alpha-2 code like 'DE', got {self.country!r}")
+        if self.kind is LocationKind.PLATFORM_FC and not self.owner_channel:
+            raise InvalidConfiguration(f"platform_fc location {self.id} needs the channel that holds its stock")
+        if self.kind is not LocationKind.PLATFORM_FC and self.owner_channel:
+            raise InvalidConfiguration(f"only platform_fc locations have an owner channel ({self.id})")
+
+
+@dataclass(frozen=True, slots=True)
+class StockPolicy:
+    """How a channel's pool becomes the quantity it shows.
+
+    pool → × pool_pct/100 (floored) → − buffer_units → capped at max_qty →
+    0 when at or below zero_at_or_below → never negative.
+    """
+
+    buffer_units: int = 0
+    max_qty: int | None = None
+    pool_pct: int = 100
+    zero_at_or_below: int = 0
+
+    def check(self) -> None:
+        if self.buffer_units < 0:
+            raise InvalidInput(f"buffer must be zero or more, got {self.buffer_units}")
+        if self.max_qty is not None and self.max_qty < 0:
+            raise InvalidInput(f"max quantity must be zero or more, got {self.max_qty}")
+        if not 0 <= self.pool_pct <= 100:
+            raise InvalidInput(f"pool percent must be 0-100, got {self.pool_pct}")
+        if self.zero_at_or_below < 0:
+            raise InvalidInput(f"send-zero threshold must be zero or more, got {self.zero_at_or_below}")
+
+    def apply(self, pool: int) -> int:
+        qty = pool * self.pool_pct // 100 if self.pool_pct != 100 else pool
+        qty -= self.buffer_units
+        if self.max_qty is not None and qty > self.max_qty:
+            qty = self.max_qty
+        if qty <= self.zero_at_or_below:
+            return 0
+        return qty
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    dialect: str
+    region: str
+    currency: str
+    locations: tuple[str, ...]  # fulfilling locations in priority order
+    policy: StockPolicy = field(default_factory=StockPolicy)
+
+    def check(self, known_locations: Mapping[str, Location]) -> None:
+        check_id(self.id, "channel id")
+        if not self.dialect:
+            raise InvalidInput("channel needs a dialect")
+        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
+            raise InvalidInput(f"currency must be an ISO 4217 code like 'EUR', got {self.currency!r}")
+        if len(set(self.locations)) != len(self.locations):
+            raise InvalidInput(f"channel {self.id} lists a fulfilling location twice")
+        for loc_id in self.locations:
+            loc = known_locations.get(loc_id)
+            if loc is None:
+                raise NotFound("location", loc_id)
+            if loc.kind is LocationKind.PLATFORM_FC and loc.owner_channel != self.id:
+                raise InvalidConfiguration(
+                    f"location {loc_id} is platform stock of channel {loc.owner_channel}; it cannot fulfil {self.id}"
+                )
+        self.policy.check()
+
+
+def eligible_locations(channel: Channel, locations: Mapping[str, Location]) -> tuple[str, ...]:
+    """The channel's fulfilling locations whose stock may count for it."""
+    out = []
+    for loc_id in channel.locations:
+        loc = locations.get(loc_id)
+        if loc is None:
+            continue
+        if loc.kind is LocationKind.PLATFORM_FC and loc.owner_channel != channel.id:
+            continue
+        out.append(loc_id)
+    return tuple(out)
+
+
+def channel_ats(channel_locations: tuple[str, ...], policy: StockPolicy, available: Mapping[str, int]) -> int:
+    """ATS of one SKU on one channel, from the per-location available quantities."""
+    pool = 0
+    for loc_id in channel_locations:
+        a = available.get(loc_id, 0)
+        if a > 0:
+            pool += a
+    return policy.apply(pool)
+
+
+def check_id(value: str, what: str) -> None:
+    if not value or len(value) > 64 or any(c.isspace() for c in value):
+        raise InvalidInput(f"{what} must be 1-64 characters without spaces, got {value!r}")

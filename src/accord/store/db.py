@@ -1,0 +1,154 @@
+"""Engine setup and transactions for SQLite (WAL) and PostgreSQL (psycopg 3).
+
+Statements are SQLAlchemy Core constructs compiled once per backend (see ``statements``);
+hot paths run the compiled SQL on the pooled DBAPI connection, which skips SQLAlchemy's
+per-call execution overhead while keeping one schema and one statement source.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+
+from accord.domain.errors import InvalidInput
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    sql: str
+    names: tuple[str, ...]
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[n] for n in self.names)
+
+
+def backend_of(url: str) -> str:
+    name = sa.engine.make_url(url).get_backend_name()
+    if name not in ("sqlite", "postgresql"):
+        raise InvalidInput(f"unsupported database {name!r}: use sqlite:/// or postgresql+psycopg://")
+    return name
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use psycopg 3 for them."""
+    u = sa.engine.make_url(url)
+    if u.get_backend_name() in ("postgresql", "postgres") and u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+class Tx:
+    """One open transaction on a DBAPI connection."""
+
+    __slots__ = ("backend", "cur", "raw")
+
+    def __init__(self, raw: Any, backend: str) -> None:
+        self.raw = raw
+        self.cur = raw.cursor()
+        self.backend = backend
+
+    def run(self, c: Compiled, params: Sequence[Any] = ()) -> Any:
+        self.cur.execute(c.sql, params)
+        return self.cur
+
+    def many(self, c: Compiled, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cur.executemany(c.sql, rows)
+
+    def all(self, c: Compiled, params: Sequence[Any] = ()) -> list[Any]:
+        self.cur.execute(c.sql, params)
+        return list(self.cur.fetchall())
+
+    def one(self, c: Compiled, params: Sequence[Any] = ()) -> Any:
+        self.cur.execute(c.sql, params)
+        return self.cur.fetchone()
+
+
+class Database:
+    """Owns the engine. No global state: create one per process (or per test)."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.backend = backend_of(self.url)
+        if self.backend == "sqlite":
+            self.engine = sa.create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=8)
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+            self.dialect: Dialect = sqlite.dialect(paramstyle="qmark")
+        else:
+            self.engine = sa.create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
+            self.dialect = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
+        self._compiled: dict[int, Compiled] = {}
+        self._lock = threading.Lock()
+
+    def compile(self, stmt: sa.ClauseElement) -> Compiled:
+        """Compile a statement whose parameters are all ``bindparam``s without values (hot-path statements)."""
+        c = stmt.compile(dialect=self.dialect)
+        names = tuple(getattr(c, "positiontup", None) or ())
+        fixed = [n for n in names if c.binds[n].value is not None]
+        if fixed:
+            raise ValueError(f"statement has literal parameters {fixed}; use literal_column or bindparam")
+        return Compiled(c.string, names)
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """A write transaction: whole or nothing. SQLite takes the write lock up front (BEGIN IMMEDIATE)."""
+        raw = self.engine.raw_connection()
+        try:
+            tx = Tx(raw, self.backend)
+            if self.backend == "sqlite":
+                tx.cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield tx
+            except BaseException:
+                raw.rollback()
+                raise
+            raw.commit()
+        finally:
+            raw.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only transaction with a consistent snapshot."""
+        raw = self.engine.raw_connection()
+        try:
+            tx = Tx(raw, self.backend)
+            if self.backend == "sqlite":
+                tx.cur.execute("BEGIN")
+            try:
+                yield tx
+            finally:
+                raw.rollback()
+        finally:
+            raw.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # take control of transactions ourselves (pysqlite's implicit BEGIN would be DEFERRED)
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

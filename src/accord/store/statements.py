@@ -1,0 +1,154 @@
+"""Every statement the engine runs, built with SQLAlchemy Core and compiled once per backend.
+
+The only backend differences are here: how a list parameter is passed (SQLite ``json_each``,
+PostgreSQL ``= ANY``), upserts, and row locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from accord.store import schema as t
+from accord.store.db import Compiled, Database
+
+BUCKET_COLS = ("on_hand", "committed", "in_transit", "damaged", "quarantine")
+LEDGER_COLS = (
+    "idem_key",
+    "leg",
+    "kind",
+    "sku_id",
+    "location_id",
+    "d_on_hand",
+    "d_committed",
+    "d_in_transit",
+    "d_damaged",
+    "d_quarantine",
+    "qty",
+    "reason",
+    "ref",
+    "fingerprint",
+    "created_at",
+)
+OUTBOX_COLS = ("type", "key", "data", "created_at")
+CONFIG_VERSION = sa.literal_column("'config_version'")
+
+
+def _params(*names: str) -> dict[str, Any]:
+    return {n: sa.bindparam(n) for n in names}
+
+
+@dataclass(frozen=True)
+class Statements:
+    skus_existing: Compiled
+    skus_lock: Compiled | None
+    ledger_by_keys: Compiled
+    balances_for_skus: Compiled
+    ats_for_skus: Compiled
+    transfers_by_ids: Compiled
+    insert_ledger: Compiled
+    upsert_balance: Compiled
+    upsert_ats: Compiled
+    insert_outbox: Compiled
+    insert_transfer: Compiled
+    update_transfer: Compiled
+    config_version: Compiled
+    bump_config_version: Compiled
+    ats_one: Compiled
+    ats_sku: Compiled
+    json_list: bool  # SQLite: list parameters travel as JSON text
+
+
+def build(db: Database) -> Statements:
+    is_sqlite = db.backend == "sqlite"
+
+    def in_list(col: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+        if is_sqlite:
+            sub: sa.Select[Any] = sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam(name)))
+            return col.in_(sub)
+        return col == sa.func.any(sa.bindparam(name))
+
+    def upsert(table: sa.Table, keys: tuple[str, ...], cols: tuple[str, ...]) -> sa.ClauseElement:
+        ins_fn = sqlite.insert if is_sqlite else postgresql.insert
+        ins = ins_fn(table).values(_params(*keys, *cols))
+        return ins.on_conflict_do_update(index_elements=list(keys), set_={c: ins.excluded[c] for c in cols})
+
+    c = db.compile
+    skus_lock = None
+    if not is_sqlite:
+        skus_lock = c(sa.select(t.skus.c.id).where(in_list(t.skus.c.id, "ids")).order_by(t.skus.c.id).with_for_update())
+    b = t.balances
+    return Statements(
+        skus_existing=c(sa.select(t.skus.c.id).where(in_list(t.skus.c.id, "ids"))),
+        skus_lock=skus_lock,
+        ledger_by_keys=c(
+            sa.select(t.ledger.c.idem_key, t.ledger.c.fingerprint).where(
+                t.ledger.c.leg == sa.literal_column("0"), in_list(t.ledger.c.idem_key, "keys")
+            )
+        ),
+        balances_for_skus=c(
+            sa.select(b.c.sku_id, b.c.location_id, *(b.c[n] for n in BUCKET_COLS)).where(in_list(b.c.sku_id, "ids"))
+        ),
+        ats_for_skus=c(
+            sa.select(t.channel_ats.c.sku_id, t.channel_ats.c.channel_id, t.channel_ats.c.qty).where(
+                in_list(t.channel_ats.c.sku_id, "ids")
+            )
+        ),
+        transfers_by_ids=c(
+            sa.select(
+                t.transfers.c.id,
+                t.transfers.c.sku_id,
+                t.transfers.c.to_location,
+                t.transfers.c.qty_shipped,
+                t.transfers.c.qty_received,
+            ).where(in_list(t.transfers.c.id, "ids"))
+        ),
+        insert_ledger=c(sa.insert(t.ledger).values(_params(*LEDGER_COLS))),
+        upsert_balance=c(upsert(b, ("sku_id", "location_id"), (*BUCKET_COLS, "updated_at"))),
+        upsert_ats=c(upsert(t.channel_ats, ("sku_id", "channel_id"), ("qty", "updated_at"))),
+        insert_outbox=c(sa.insert(t.outbox).values(_params(*OUTBOX_COLS))),
+        insert_transfer=c(
+            sa.insert(t.transfers).values(
+                _params(
+                    "id",
+                    "sku_id",
+                    "from_location",
+                    "to_location",
+                    "qty_shipped",
+                    "qty_received",
+                    "created_at",
+                    "updated_at",
+                )
+            )
+        ),
+        update_transfer=c(
+            sa.update(t.transfers)
+            .where(t.transfers.c.id == sa.bindparam("tid"))
+            .values(qty_received=sa.bindparam("qty_received"), updated_at=sa.bindparam("updated_at"))
+        ),
+        # PostgreSQL: movements hold a share lock on the version row, so a config change waits for
+        # in-flight movements and later movements see the new config (SQLite serialises writers anyway)
+        config_version=c(
+            sa.select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION)
+            if is_sqlite
+            else sa.select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION).with_for_update(read=True)
+        ),
+        bump_config_version=c(
+            sa.update(t.meta).where(t.meta.c.key == CONFIG_VERSION).values(value=t.meta.c.value + sa.literal_column("1"))
+        ),
+        ats_one=c(
+            sa.select(t.channel_ats.c.qty).where(
+                t.channel_ats.c.sku_id == sa.bindparam("sku"),
+                t.channel_ats.c.channel_id == sa.bindparam("channel"),
+            )
+        ),
+        ats_sku=c(
+            sa.select(t.channel_ats.c.channel_id, t.channel_ats.c.qty)
+            .where(t.channel_ats.c.sku_id == sa.bindparam("sku"))
+            .order_by(t.channel_ats.c.channel_id)
+        ),
+        json_list=is_sqlite,
+    )
