@@ -98,7 +98,8 @@ class Database:
         """Compile a statement whose parameters are all ``bindparam``s without values (hot-path statements)."""
         c = stmt.compile(dialect=self.dialect)
         names = tuple(getattr(c, "positiontup", None) or ())
-        fixed = [n for n in names if c.binds[n].value is not None]
+        binds: dict[str, Any] = getattr(c, "binds", {})
+        fixed = [n for n in names if binds[n].value is not None]
         if fixed:
             raise ValueError(f"statement has literal parameters {fixed}; use literal_column or bindparam")
         return Compiled(c.string, names)

@@ -34,7 +34,7 @@ LEDGER_COLS = (
     "created_at",
 )
 OUTBOX_COLS = ("type", "key", "data", "created_at")
-CONFIG_VERSION = sa.literal_column("'config_version'")
+CONFIG_VERSION: sa.ColumnClause[Any] = sa.literal_column("'config_version'")
 
 
 def _params(*names: str) -> dict[str, Any]:
@@ -137,7 +137,9 @@ def build(db: Database) -> Statements:
             else sa.select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION).with_for_update(read=True)
         ),
         bump_config_version=c(
-            sa.update(t.meta).where(t.meta.c.key == CONFIG_VERSION).values(value=t.meta.c.value + sa.literal_column("1"))
+            sa.update(t.meta)
+            .where(t.meta.c.key == CONFIG_VERSION)
+            .values(value=t.meta.c.value + sa.literal_column("1"))
         ),
         ats_one=c(
             sa.select(t.channel_ats.c.qty).where(
