@@ -6,13 +6,13 @@ A single movement is a batch of one: there is exactly one write path.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from accord.app.ports import Clock, Ids, RandomIds, SystemClock
@@ -47,7 +47,7 @@ from accord.domain.ledger import (
 )
 from accord.store import schema as t
 from accord.store.db import INTEGRITY_ERRORS, Compiled, Database, Tx
-from accord.store.statements import build
+from accord.store.statements import LOAD_ATS, LOAD_BALANCE, LOAD_KEY, build
 
 MAX_BATCH = 10_000
 RECOMPUTE_CHUNK = 500
@@ -128,7 +128,7 @@ class Engine:
 
     def _list(self, values: Iterable[str]) -> Any:
         vals = list(values)
-        return json.dumps(vals) if self.sql.json_list else vals
+        return orjson.dumps(vals).decode() if self.sql.json_list else vals
 
     def _config(self, tx: Tx) -> Config:
         row = tx.one(self.sql.config_version)
@@ -169,7 +169,7 @@ class Engine:
     def _emit(self, tx: Tx, events: Sequence[ev.Event], now: int) -> None:
         tx.many(
             self.sql.insert_outbox,
-            [(e.type, e.key, json.dumps(e.data, separators=(",", ":")), now) for e in events],
+            [(e.type, e.key, orjson.dumps(e.data).decode(), now) for e in events],
         )
 
     def config(self) -> Config:
@@ -343,9 +343,13 @@ class Engine:
                 raise _at(exc, i, len(movements)) from None
         attempt = 0
         while True:
+            # counted only once the transaction commits: a rolled-back batch (or a retried one) moved nothing
+            counts: Counter[str] = Counter()
             try:
                 with self.db.tx() as tx:
-                    return self._apply(tx, movements)
+                    results = self._apply(tx, movements, counts)
+                self.stats.update(counts)
+                return results
             except Exception as exc:
                 # PostgreSQL: a concurrent writer used the same idempotency key first; the retry sees its
                 # row and replays (same payload) or rejects (different payload)
@@ -354,27 +358,17 @@ class Engine:
                     continue
                 raise
 
-    def _apply(self, tx: Tx, ms: Sequence[Movement]) -> list[MoveResult]:
+    def _apply(self, tx: Tx, ms: Sequence[Movement], counts: Counter[str]) -> list[MoveResult]:
         sql = self.sql
-        cfg = self._config(tx)
-        now = self.clock.now_ms()
         n = len(ms)
-        locs = cfg.locations
-        sku_ids: list[str] = []
-        seen_sku: set[str] = set()
-        for i, m in enumerate(ms):
-            if m.location not in locs:
-                raise _at(NotFound("location", m.location), i, n)
-            if m.to_location is not None and m.to_location not in locs:
-                raise _at(NotFound("location", m.to_location), i, n)
-            if m.sku not in seen_sku:
-                seen_sku.add(m.sku)
-                sku_ids.append(m.sku)
+        sku_ids = list(dict.fromkeys(m.sku for m in ms))
         sku_param = self._list(sku_ids)
-        if sql.skus_lock is not None:
+        if sql.skus_lock is not None:  # PostgreSQL: serialise writers per SKU (ATS reads every location)
+            version = int(tx.one(sql.config_version)[0])
             found = {r[0] for r in tx.all(sql.skus_lock, (sku_param,))}
             missing = [s for s in sku_ids if s not in found]
         else:
+            version = -1
             missing = [s for s in sku_ids if s not in self._known_skus]
             if missing:
                 found = {r[0] for r in tx.all(sql.skus_existing, (self._list(missing),))}
@@ -384,11 +378,30 @@ class Engine:
             i = next(i for i, m in enumerate(ms) if m.sku == missing[0])
             raise _at(NotFound("SKU", missing[0]), i, n)
 
-        prior: dict[str, str] = dict(tx.all(sql.ledger_by_keys, (self._list({m.key for m in ms}),)))
+        # one round trip: config version (SQLite), prior idempotency keys, balances and ATS of these SKUs
+        prior: dict[str, str] = {}
         bal: dict[str, dict[str, Balance]] = {}
-        for r in tx.all(sql.balances_for_skus, (sku_param,)):
-            bal.setdefault(r[0], {})[r[1]] = Balance(r[2], r[3], r[4], r[5], r[6])
-        old_ats: dict[tuple[str, str], int] = {(r[0], r[1]): r[2] for r in tx.all(sql.ats_for_skus, (sku_param,))}
+        old_ats: dict[tuple[str, str], int] = {}
+        for r in tx.all(sql.load, (self._list({m.key for m in ms}), sku_param, sku_param)):
+            tag = r[0]
+            if tag == LOAD_BALANCE:
+                bal.setdefault(r[2], {})[r[3]] = Balance(r[1], r[4], r[5], r[6], r[7])
+            elif tag == LOAD_ATS:
+                old_ats[(r[2], r[3])] = r[1]
+            elif tag == LOAD_KEY:
+                prior[r[2]] = r[3]
+            else:
+                version = int(r[1])
+        cfg = self._cfg
+        if cfg is None or cfg.version != version:
+            cfg = self._config(tx)
+        locs = cfg.locations
+        for i, m in enumerate(ms):
+            if m.location not in locs:
+                raise _at(NotFound("location", m.location), i, n)
+            if m.to_location is not None and m.to_location not in locs:
+                raise _at(NotFound("location", m.to_location), i, n)
+        now = self.clock.now_ms()
         transfers: dict[str, list[Any]] = {}
         tids = {m.transfer_id for m in ms if m.kind is MovementKind.TRANSFER_IN and m.transfer_id}
         if tids:
@@ -484,7 +497,7 @@ class Engine:
                 data["transfer_id"] = transfer_id
             data["balances"] = {loc: balance_dict(b) for loc, b in after.items()}
             events.append(ev.Event(MOVEMENT_EVENTS[m.kind], m.sku, data))
-            self.stats[f"movements.{m.kind.value}"] += 1
+            counts[f"movements.{m.kind.value}"] += 1
             results.append(MoveResult(m.key, m.kind.value, m.sku, m.location, m.qty, False, after, transfer_id))
 
         if new_transfers:
@@ -519,7 +532,7 @@ class Engine:
         for r in results:
             if not r.replayed:
                 r.ats_changes = changes.get(r.sku, [])
-        self.stats["ats.changes"] += len(ats_rows)
+        counts["ats.changes"] += len(ats_rows)
 
         tx.many(sql.insert_ledger, ledger_rows)
         tx.many(
@@ -706,7 +719,7 @@ def _at(exc: Exception, index: int, total: int) -> Exception:
 
 
 def _is_key_race(exc: Exception) -> bool:
-    return isinstance(exc, INTEGRITY_ERRORS) and "idem_key" in str(exc)
+    return isinstance(exc, INTEGRITY_ERRORS) and ("idem_key" in str(exc) or "pk_ledger" in str(exc))
 
 
 __all__ = [

@@ -147,10 +147,8 @@ class Relay:
             .values(position=b("p2"), updated_at=b("at"))
         )
         self._q_events = c(
-            sa.select(o.c.id, o.c.type, o.c.key, o.c.data, o.c.created_at)
-            .where(o.c.id > b("after"))
-            .order_by(o.c.id)
-            .limit(b("lim"))
+            sa.select(o.c.id, o.c.type, o.c.key, o.c.data, o.c.created_at).where(o.c.id > b("after")).order_by(o.c.id),
+            suffix=f" LIMIT {int(batch_size)}",
         )
         self._q_event = c(sa.select(o.c.id, o.c.type, o.c.key, o.c.data, o.c.created_at).where(o.c.id == b("id")))
         self._q_in_inbox = c(sa.select(ib.c.event_id).where(ib.c.subscriber == b("s"), ib.c.event_id == b("e")))
@@ -255,7 +253,7 @@ class Relay:
         position = self._position(name)
         while True:
             with self.db.read() as tx:
-                rows = tx.all(self._q_events, (position, self.batch_size))
+                rows = tx.all(self._q_events, (position,))
             if not rows:
                 return
             skip_to = position

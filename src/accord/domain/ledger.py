@@ -8,7 +8,6 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -98,8 +97,20 @@ class Movement:
 
     def fingerprint(self) -> str:
         """Hash of everything but the key: the same key with another fingerprint is a conflict."""
-        raw = json.dumps(self.payload(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+        raw = "\x1f".join(
+            (
+                self.kind.value,
+                self.sku,
+                self.location,
+                str(self.qty),
+                self.to_location or "",
+                self.transfer_id or "",
+                self.reason or "",
+                self.ref or "",
+                self.source_bucket or "",
+            )
+        )
+        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,17 +84,21 @@ class Database:
         self.url = normalise_url(url)
         self.backend = backend_of(self.url)
         if self.backend == "sqlite":
-            self.engine = sa.create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=8)
+            # transactions always end in commit or rollback here, so the pool need not reset connections
+            self.engine = sa.create_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=8, pool_reset_on_return=None
+            )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
             self.dialect: Dialect = sqlite.dialect(paramstyle="qmark")
         else:
             self.engine = sa.create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
             self.dialect = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
-        self._compiled: dict[int, Compiled] = {}
+        self._local = threading.local()
+        self._held: list[Any] = []  # SQLite connections held by threads (closed on dispose)
         self._lock = threading.Lock()
 
-    def compile(self, stmt: sa.ClauseElement) -> Compiled:
+    def compile(self, stmt: sa.ClauseElement, suffix: str = "") -> Compiled:
         """Compile a statement whose parameters are all ``bindparam``s without values (hot-path statements)."""
         c = stmt.compile(dialect=self.dialect)
         names = tuple(getattr(c, "positiontup", None) or ())
@@ -102,16 +106,38 @@ class Database:
         fixed = [n for n in names if binds[n].value is not None]
         if fixed:
             raise ValueError(f"statement has literal parameters {fixed}; use literal_column or bindparam")
-        return Compiled(c.string, names)
+        return Compiled(c.string + suffix, names)
+
+    def _sqlite_conn(self) -> Any:
+        """SQLite: each thread keeps one connection for the hot path (no pool checkout per transaction)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+            connect: Any = sqlite3.connect
+            conn = connect(*cargs, **{**cparams, "check_same_thread": False})
+            _sqlite_on_connect(conn, None)
+            self._local.conn = conn
+            with self._lock:
+                self._held.append(conn)
+        return conn
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
         """A write transaction: whole or nothing. SQLite takes the write lock up front (BEGIN IMMEDIATE)."""
+        if self.backend == "sqlite":
+            conn = self._sqlite_conn()
+            tx = Tx(conn, self.backend)
+            tx.cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield tx
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+            return
         raw = self.engine.raw_connection()
         try:
             tx = Tx(raw, self.backend)
-            if self.backend == "sqlite":
-                tx.cur.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
             except BaseException:
@@ -137,6 +163,11 @@ class Database:
             raw.close()
 
     def dispose(self) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+        for conn in held:
+            conn.close()
+        self._local = threading.local()
         self.engine.dispose()
 
 
@@ -148,6 +179,8 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     cur.close()
 
 

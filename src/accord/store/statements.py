@@ -41,8 +41,13 @@ def _params(*names: str) -> dict[str, Any]:
     return {n: sa.bindparam(n) for n in names}
 
 
+# tags of the rows the combined ``load`` statement returns
+LOAD_VERSION, LOAD_KEY, LOAD_BALANCE, LOAD_ATS = 0, 1, 2, 3
+
+
 @dataclass(frozen=True)
 class Statements:
+    load: Compiled  # config version + prior keys + balances + ATS of the SKUs, in one round trip
     skus_existing: Compiled
     skus_lock: Compiled | None
     ledger_by_keys: Compiled
@@ -81,7 +86,33 @@ def build(db: Database) -> Statements:
     if not is_sqlite:
         skus_lock = c(sa.select(t.skus.c.id).where(in_list(t.skus.c.id, "ids")).order_by(t.skus.c.id).with_for_update())
     b = t.balances
+    lit = sa.literal_column
+    num: Any = sa.cast(sa.null(), sa.BigInteger)
+    txt: Any = sa.cast(sa.null(), sa.String)
+    version_q = sa.select(lit(str(LOAD_VERSION)), t.meta.c.value, txt, txt, num, num, num, num).where(
+        t.meta.c.key == CONFIG_VERSION
+    )
+    keys_q = sa.select(lit(str(LOAD_KEY)), num, t.ledger.c.idem_key, t.ledger.c.fingerprint, num, num, num, num).where(
+        t.ledger.c.leg == sa.literal_column("0"), in_list(t.ledger.c.idem_key, "keys")
+    )
+    bal_q = sa.select(
+        lit(str(LOAD_BALANCE)),
+        b.c.on_hand,
+        b.c.sku_id,
+        b.c.location_id,
+        b.c.committed,
+        b.c.in_transit,
+        b.c.damaged,
+        b.c.quarantine,
+    ).where(in_list(b.c.sku_id, "ids"))
+    a = t.channel_ats
+    ats_q = sa.select(lit(str(LOAD_ATS)), a.c.qty, a.c.sku_id, a.c.channel_id, num, num, num, num).where(
+        in_list(a.c.sku_id, "ids2")
+    )
+    # PostgreSQL reads the version row separately (FOR SHARE is not allowed inside a UNION)
+    load = sa.union_all(version_q, keys_q, bal_q, ats_q) if is_sqlite else sa.union_all(keys_q, bal_q, ats_q)
     return Statements(
+        load=c(load),
         skus_existing=c(sa.select(t.skus.c.id).where(in_list(t.skus.c.id, "ids"))),
         skus_lock=skus_lock,
         ledger_by_keys=c(

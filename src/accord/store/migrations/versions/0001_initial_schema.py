@@ -42,6 +42,7 @@ def upgrade() -> None:
             name=op.f("ck_balances_buckets_valid"),
         ),
         sa.PrimaryKeyConstraint("sku_id", "location_id", name=op.f("pk_balances")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "channel_ats",
@@ -50,6 +51,7 @@ def upgrade() -> None:
         sa.Column("qty", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("sku_id", "channel_id", name=op.f("pk_channel_ats")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "channels",
@@ -87,7 +89,6 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("idem_key", sa.String(length=200), nullable=False),
         sa.Column("leg", sa.SmallInteger(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -103,12 +104,9 @@ def upgrade() -> None:
         sa.Column("ref", sa.String(length=200), nullable=True),
         sa.Column("fingerprint", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger")),
-        sa.UniqueConstraint("idem_key", "leg", name=op.f("uq_ledger_idem_key_leg")),
+        sa.PrimaryKeyConstraint("idem_key", "leg", name=op.f("pk_ledger")),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("ledger", schema=None) as batch_op:
-        batch_op.create_index("ix_ledger_sku_location", ["sku_id", "location_id"], unique=False)
-
     op.create_table(
         "locations",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -198,9 +196,6 @@ def downgrade() -> None:
     op.drop_table("outbox")
     op.drop_table("meta")
     op.drop_table("locations")
-    with op.batch_alter_table("ledger", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_sku_location")
-
     op.drop_table("ledger")
     op.drop_table("inbox")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
