@@ -161,6 +161,12 @@ class Engine:
                 feeds.setdefault(loc_id, []).append(cid)
         return Config(version, locs, chans, eligible, {k: tuple(v) for k, v in feeds.items()})
 
+    def _lock_config(self, tx: Tx) -> None:
+        """PostgreSQL: a configuration change (or full recompute) waits for in-flight movements and holds off
+        new ones until it commits. SQLite writers are serialised by BEGIN IMMEDIATE already."""
+        if self.db.backend == "postgresql":
+            tx.cur.execute("LOCK TABLE skus IN EXCLUSIVE MODE")
+
     def _config_changed(self, tx: Tx) -> Config:
         tx.run(self.sql.bump_config_version)
         self._cfg = None
@@ -182,6 +188,7 @@ class Engine:
         loc.check()
         try:
             with self.db.tx() as tx:
+                self._lock_config(tx)
                 cfg = self._config(tx)
                 if loc.id in cfg.locations:
                     raise AlreadyExists(f"location {loc.id!r} already exists")
@@ -206,6 +213,7 @@ class Engine:
     def add_channel(self, ch: Channel) -> Channel:
         try:
             with self.db.tx() as tx:
+                self._lock_config(tx)
                 cfg = self._config(tx)
                 if ch.id in cfg.channels:
                     raise AlreadyExists(f"channel {ch.id!r} already exists")
@@ -238,6 +246,7 @@ class Engine:
         """Change a channel's policy and/or fulfilling locations; its ATS is recomputed in the same transaction."""
         try:
             with self.db.tx() as tx:
+                self._lock_config(tx)
                 cfg = self._config(tx)
                 old = cfg.channels.get(channel_id)
                 if old is None:
@@ -363,12 +372,14 @@ class Engine:
         n = len(ms)
         sku_ids = list(dict.fromkeys(m.sku for m in ms))
         sku_param = self._list(sku_ids)
-        if sql.skus_lock is not None:  # PostgreSQL: serialise writers per SKU (ATS reads every location)
-            version = int(tx.one(sql.config_version)[0])
+        version = -1
+        if sql.skus_lock is not None:
+            # PostgreSQL: serialise writers per SKU (ATS reads every location of a SKU). The lock also waits
+            # for a configuration change in flight (it locks the skus table EXCLUSIVE), and the config version
+            # is read after it, so a movement never computes ATS with a policy that is being replaced.
             found = {r[0] for r in tx.all(sql.skus_lock, (sku_param,))}
             missing = [s for s in sku_ids if s not in found]
         else:
-            version = -1
             missing = [s for s in sku_ids if s not in self._known_skus]
             if missing:
                 found = {r[0] for r in tx.all(sql.skus_existing, (self._list(missing),))}
@@ -534,17 +545,18 @@ class Engine:
                 r.ats_changes = changes.get(r.sku, [])
         counts["ats.changes"] += len(ats_rows)
 
-        tx.many(sql.insert_ledger, ledger_rows)
-        tx.many(
-            sql.upsert_balance,
-            [(sku, loc, *bal[sku][loc].as_tuple(), now) for sku, ls in dirty.items() for loc in ls],
-        )
-        if new_transfers:
-            tx.many(sql.insert_transfer, new_transfers)
-        if touched_transfers:
-            tx.many(sql.update_transfer, [(transfers[tid][3], now, tid) for tid in touched_transfers])
-        tx.many(sql.upsert_ats, ats_rows)
-        self._emit(tx, events, now)
+        with tx.pipelined():
+            tx.many(sql.insert_ledger, ledger_rows)
+            tx.many(
+                sql.upsert_balance,
+                [(sku, loc, *bal[sku][loc].as_tuple(), now) for sku, ls in dirty.items() for loc in ls],
+            )
+            if new_transfers:
+                tx.many(sql.insert_transfer, new_transfers)
+            if touched_transfers:
+                tx.many(sql.update_transfer, [(transfers[tid][3], now, tid) for tid in touched_transfers])
+            tx.many(sql.upsert_ats, ats_rows)
+            self._emit(tx, events, now)
         return results
 
     # ------------------------------------------------------------------ available to sell
@@ -577,6 +589,7 @@ class Engine:
     def recompute_ats(self, channel: str | None = None) -> int:
         """Full recompute of ATS from balances (all channels or one). Returns how many values changed."""
         with self.db.tx() as tx:
+            self._lock_config(tx)
             cfg = self._config(tx)
             if channel is not None and channel not in cfg.channels:
                 raise NotFound("channel", channel)

@@ -377,7 +377,7 @@ class Relay:
         o, cur = t.outbox, t.relay_cursors
         with self.db.engine.connect() as conn:
             top = int(conn.execute(sa.select(sa.func.max(o.c.id))).scalar() or 0)
-            pos = dict(conn.execute(sa.select(cur.c.subscriber, cur.c.position)).tuples().all())
+            pos = dict(conn.execute(sa.select(cur.c.subscriber, cur.c.position)).all())
             conn.rollback()
         return {name: max(0, top - int(pos.get(name, 0))) for name in sorted(self.subscribers)}
 

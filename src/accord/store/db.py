@@ -64,6 +64,15 @@ class Tx:
         self.cur.execute(c.sql, params)
         return self.cur
 
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """PostgreSQL: send the writes inside as one pipeline (one round trip); SQLite: nothing to do."""
+        if self.backend != "postgresql":
+            yield
+            return
+        with self.raw.driver_connection.pipeline():
+            yield
+
     def many(self, c: Compiled, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.cur.executemany(c.sql, rows)
@@ -126,30 +135,45 @@ class Database:
         """A write transaction: whole or nothing. SQLite takes the write lock up front (BEGIN IMMEDIATE)."""
         if self.backend == "sqlite":
             conn = self._sqlite_conn()
+            if conn.in_transaction:
+                raise RuntimeError("nested write transaction on one thread")
             tx = Tx(conn, self.backend)
             tx.cur.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
+                conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
-            conn.commit()
             return
         raw = self.engine.raw_connection()
         try:
             tx = Tx(raw, self.backend)
             try:
                 yield tx
-            except BaseException:
-                raw.rollback()
+                raw.commit()
+            except BaseException as exc:
+                if isinstance(exc, psycopg.OperationalError):
+                    raw.invalidate()  # the connection is gone; the pool opens a new one next time
+                else:
+                    raw.rollback()
                 raise
-            raw.commit()
         finally:
             raw.close()
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A read-only transaction with a consistent snapshot."""
+        if self.backend == "sqlite":
+            conn = self._sqlite_conn()
+            if not conn.in_transaction:
+                tx = Tx(conn, self.backend)
+                tx.cur.execute("BEGIN")
+                try:
+                    yield tx
+                finally:
+                    conn.rollback()
+                return
         raw = self.engine.raw_connection()
         try:
             tx = Tx(raw, self.backend)

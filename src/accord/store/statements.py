@@ -109,8 +109,7 @@ def build(db: Database) -> Statements:
     ats_q = sa.select(lit(str(LOAD_ATS)), a.c.qty, a.c.sku_id, a.c.channel_id, num, num, num, num).where(
         in_list(a.c.sku_id, "ids2")
     )
-    # PostgreSQL reads the version row separately (FOR SHARE is not allowed inside a UNION)
-    load = sa.union_all(version_q, keys_q, bal_q, ats_q) if is_sqlite else sa.union_all(keys_q, bal_q, ats_q)
+    load = sa.union_all(version_q, keys_q, bal_q, ats_q)
     return Statements(
         load=c(load),
         skus_existing=c(sa.select(t.skus.c.id).where(in_list(t.skus.c.id, "ids"))),
@@ -160,13 +159,7 @@ def build(db: Database) -> Statements:
             .where(t.transfers.c.id == sa.bindparam("tid"))
             .values(qty_received=sa.bindparam("qty_received"), updated_at=sa.bindparam("updated_at"))
         ),
-        # PostgreSQL: movements hold a share lock on the version row, so a config change waits for
-        # in-flight movements and later movements see the new config (SQLite serialises writers anyway)
-        config_version=c(
-            sa.select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION)
-            if is_sqlite
-            else sa.select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION).with_for_update(read=True)
-        ),
+        config_version=c(sa.select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION)),
         bump_config_version=c(
             sa.update(t.meta)
             .where(t.meta.c.key == CONFIG_VERSION)
