@@ -1,0 +1,156 @@
+"""Prometheus metrics on a per-app registry (never the global one, so several apps can live in one process).
+
+HTTP metrics are recorded by an ASGI middleware, labelled by route template (``/v1/channels/{channel_id}``),
+not by raw path, so the label set stays bounded. Engine, relay and dead-letter figures are read at scrape time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.routing import BaseRoute, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from accord.app.engine import Engine
+from accord.app.relay import Relay
+from accord.domain.ledger import MovementKind
+from accord.store import schema as t
+
+UNMATCHED = "unmatched"
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "accord_http_requests",
+            "HTTP requests handled, by method, route template and status code.",
+            ("method", "route", "status"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "accord_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ("method", "route"),
+            registry=registry,
+        )
+
+
+class EngineCollector:
+    """Reads the engine's in-process counters and the relay's persistent state at each scrape."""
+
+    def __init__(self, engine: Engine, relay: Relay) -> None:
+        self.engine = engine
+        self.relay = relay
+
+    def collect(self) -> Iterator[Metric]:
+        stats = dict(self.engine.stats)  # one atomic copy; the engine keeps counting meanwhile
+        moves = CounterMetricFamily(
+            "accord_stock_movements",
+            "Stock movements committed by this process, by kind (replays excluded).",
+            labels=("kind",),
+        )
+        for kind in MovementKind:
+            moves.add_metric((kind.value,), float(stats.get(f"movements.{kind.value}", 0)))
+        yield moves
+        yield CounterMetricFamily(
+            "accord_ats_changes",
+            "Channel available-to-sell values changed by stock movements in this process.",
+            value=float(stats.get("ats.changes", 0)),
+        )
+
+        backlog = GaugeMetricFamily(
+            "accord_outbox_backlog_events",
+            "Outbox events each subscriber has not yet been handed.",
+            labels=("subscriber",),
+        )
+        for name, n in self.relay.backlog().items():
+            backlog.add_metric((name,), float(n))
+        yield backlog
+
+        dead: dict[str, int] = {}
+        retrying: dict[str, int] = {}
+        d = t.deliveries
+        q = sa.select(d.c.subscriber, d.c.dead, sa.func.count()).group_by(d.c.subscriber, d.c.dead)
+        with self.relay.db.engine.connect() as conn:
+            for sub, is_dead, n in conn.execute(q):
+                (dead if is_dead else retrying)[sub] = int(n)
+            conn.rollback()
+        names = sorted(set(self.relay.subscribers) | set(dead) | set(retrying))
+        dl = GaugeMetricFamily(
+            "accord_dead_letters", "Events parked as dead letters, by subscriber.", labels=("subscriber",)
+        )
+        rt = GaugeMetricFamily(
+            "accord_relay_retrying_events",
+            "Events whose delivery failed and is waiting for a retry, by subscriber.",
+            labels=("subscriber",),
+        )
+        for name in names:
+            dl.add_metric((name,), float(dead.get(name, 0)))
+            rt.add_metric((name,), float(retrying.get(name, 0)))
+        yield dl
+        yield rt
+
+
+def route_table(groups: Iterable[tuple[str, Iterable[BaseRoute]]]) -> list[tuple[re.Pattern[str], str]]:
+    """(path regex, full path template) for every route, given each group's mount prefix."""
+    out: list[tuple[re.Pattern[str], str]] = []
+    for prefix, routes in groups:
+        for r in routes:
+            path = getattr(r, "path", None)
+            if isinstance(path, str):
+                regex, template, _ = compile_path(prefix + path)
+                out.append((regex, template))
+    return out
+
+
+def route_path(scope: Scope) -> str:
+    """The request path relative to the app (without any ``root_path`` it is mounted under)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request (including ones refused by auth) by route template.
+
+    The template is found by matching the path against ``routes`` (built by ``route_table``) rather than read
+    from router internals, so requests refused before routing are labelled too; unknown paths share one label.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, routes: list[tuple[re.Pattern[str], str]]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed_s = time.perf_counter() - start
+            route = self._route(route_path(scope))
+            method = str(scope.get("method", ""))
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed_s)
+
+    def _route(self, path: str) -> str:
+        for regex, template in self.routes:
+            if regex.match(path):
+                return template
+        return UNMATCHED
