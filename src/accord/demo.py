@@ -57,9 +57,10 @@ class ChannelFeed:
         self.zeroes: Counter[str] = Counter()
 
     def handle(self, event: StoredEvent, tx: Tx | None) -> None:
-        self.updates[event.data["channel"]] += 1
-        if event.data["new_ats"] == 0:
-            self.zeroes[event.data["channel"]] += 1
+        for change in event.data["changes"]:
+            self.updates[change["channel"]] += 1
+            if change["new_ats"] == 0:
+                self.zeroes[change["channel"]] += 1
 
 
 def run_demo(path: str, out: Console) -> None:

@@ -53,7 +53,7 @@ TABLES = (
     t.balances,
     t.ledger,
     t.transfers,
-    t.channel_ats,
+    t.sku_ats,
     t.outbox,
     t.deliveries,
     t.inbox,

@@ -23,7 +23,7 @@ def test_ats_for_all_channels_or_one(seeded: Api) -> None:
 
 def test_recompute_repairs_drift(app: App, seeded: Api) -> None:
     with app.db.engine.begin() as conn:  # simulate drift in the stored ATS
-        conn.execute(sa.update(t.channel_ats).values(qty=3))
+        conn.execute(sa.update(t.sku_ats).values(ats='{"shop": 3}'))
     body = seeded.get("/v1/verify").json()
     assert body["ok"] is False
     assert body["mismatches"] == [

@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from accord.app.ports import Clock, Ids, RandomIds, SystemClock
 from accord.domain import events as ev
 from accord.domain.availability import (
+    AtsPlan,
     Channel,
     Location,
     LocationKind,
@@ -59,11 +60,10 @@ class Config:
     locations: dict[str, Location]
     channels: dict[str, Channel]
     eligible: dict[str, tuple[str, ...]]  # channel -> locations whose stock counts for it
-    feeds: dict[str, tuple[str, ...]]  # location -> channels its stock counts for
+    plan: AtsPlan  # evaluates ATS for the channels a change touches
 
 
-@dataclass(frozen=True, slots=True)
-class AtsChange:
+class AtsChange(NamedTuple):
     sku: str
     channel: str
     old: int
@@ -155,11 +155,7 @@ class Engine:
             policy = StockPolicy(buffer_units=r[4], max_qty=r[5], pool_pct=r[6], zero_at_or_below=r[7])
             chans[r[0]] = Channel(r[0], r[1], r[2], r[3], tuple(members.get(r[0], ())), policy)
         eligible = {cid: eligible_locations(ch, locs) for cid, ch in chans.items()}
-        feeds: dict[str, list[str]] = {}
-        for cid, loc_ids in eligible.items():
-            for loc_id in loc_ids:
-                feeds.setdefault(loc_id, []).append(cid)
-        return Config(version, locs, chans, eligible, {k: tuple(v) for k, v in feeds.items()})
+        return Config(version, locs, chans, eligible, AtsPlan(chans, locs))
 
     def _lock_config(self, tx: Tx) -> None:
         """PostgreSQL: a configuration change (or full recompute) waits for in-flight movements and holds off
@@ -392,13 +388,13 @@ class Engine:
         # one round trip: config version (SQLite), prior idempotency keys, balances and ATS of these SKUs
         prior: dict[str, str] = {}
         bal: dict[str, dict[str, Balance]] = {}
-        old_ats: dict[tuple[str, str], int] = {}
+        old_ats: dict[str, dict[str, int]] = {}
         for r in tx.all(sql.load, (self._list({m.key for m in ms}), sku_param, sku_param)):
             tag = r[0]
             if tag == LOAD_BALANCE:
                 bal.setdefault(r[2], {})[r[3]] = Balance(r[1], r[4], r[5], r[6], r[7])
             elif tag == LOAD_ATS:
-                old_ats[(r[2], r[3])] = r[1]
+                old_ats[r[2]] = orjson.loads(r[3])
             elif tag == LOAD_KEY:
                 prior[r[2]] = r[3]
             else:
@@ -520,30 +516,25 @@ class Engine:
         ats_rows: list[tuple[Any, ...]] = []
         changes: dict[str, list[AtsChange]] = {}
         cause = ms[0].kind.value if n == 1 else "batch"
+        ats_plan = cfg.plan
         for sku, dirty_locs in dirty.items():
             sku_bal = bal[sku]
             for loc in dirty_locs:
                 problems = violations(sku_bal[loc])
                 if problems:  # plan() prevents this; the check keeps a bug from being written
                     raise InsufficientStock(f"{sku} at {loc}: {'; '.join(problems)}")
-            chans: set[str] = set()
-            for loc in dirty_locs:
-                chans.update(cfg.feeds.get(loc, ()))
-            if not chans:
+            groups = ats_plan.affected(dirty_locs)
+            if not groups:
                 continue
             avail = {loc: b.on_hand - b.committed for loc, b in sku_bal.items()}
-            for ch_id in sorted(chans):
-                new = channel_ats(cfg.eligible[ch_id], cfg.channels[ch_id].policy, avail)
-                old = old_ats.get((sku, ch_id))
-                if old == new or (old is None and new == 0):
-                    continue
-                ats_rows.append((sku, ch_id, new, now))
-                events.append(ev.availability_changed(sku, ch_id, old or 0, new, cause))
-                changes.setdefault(sku, []).append(AtsChange(sku, ch_id, old or 0, new))
+            values = ats_plan.evaluate(groups, avail)
+            sku_changes = _ats_changes(sku, values, old_ats.get(sku), now, cause, ats_rows, events)
+            if sku_changes:
+                changes[sku] = sku_changes
         for r in results:
             if not r.replayed:
                 r.ats_changes = changes.get(r.sku, [])
-        counts["ats.changes"] += len(ats_rows)
+        counts["ats.changes"] += sum(len(c) for c in changes.values())
 
         with tx.pipelined():
             tx.many(sql.insert_ledger, ledger_rows)
@@ -564,20 +555,20 @@ class Engine:
     def ats(self, sku: str, channel: str | None = None) -> dict[str, int]:
         """ATS of one SKU on every channel (or one). Unknown SKU or channel is an error."""
         with self.db.read() as tx:
+            row = tx.one(self.sql.ats_sku, (sku,))
+            stored: dict[str, int] = orjson.loads(row[0]) if row is not None else {}
             if channel is not None:
-                row = tx.one(self.sql.ats_one, (sku, channel))
-                if row is not None:
-                    return {channel: int(row[0])}
-                cfg = self._config(tx)
-                if channel not in cfg.channels:
+                if channel in stored:
+                    return {channel: stored[channel]}
+                if channel not in self._config(tx).channels:
                     raise NotFound("channel", channel)
-                self._require_sku(tx, sku)
+                if row is None:
+                    self._require_sku(tx, sku)
                 return {channel: 0}
             cfg = self._config(tx)
-            self._require_sku(tx, sku)
-            out = dict.fromkeys(sorted(cfg.channels), 0)
-            out.update({r[0]: int(r[1]) for r in tx.all(self.sql.ats_sku, (sku,))})
-            return out
+            if row is None:
+                self._require_sku(tx, sku)
+            return {ch: stored.get(ch, 0) for ch in sorted(cfg.channels)}
 
     def _require_sku(self, tx: Tx, sku: str) -> None:
         if sku in self._known_skus:
@@ -599,27 +590,23 @@ class Engine:
         now = self.clock.now_ms()
         sku_ids = [r[0] for r in tx.all(*self._bound(sa.select(t.skus.c.id).order_by(t.skus.c.id)))]
         changed = 0
+        wanted = set(channel_ids)
+        groups = list(cfg.plan.all_groups())
         for i in range(0, len(sku_ids), RECOMPUTE_CHUNK):
             chunk = sku_ids[i : i + RECOMPUTE_CHUNK]
             param = self._list(chunk)
             avail: dict[str, dict[str, int]] = {}
             for r in tx.all(self.sql.balances_for_skus, (param,)):
                 avail.setdefault(r[0], {})[r[1]] = r[2] - r[3]
-            old = {(r[0], r[1]): r[2] for r in tx.all(self.sql.ats_for_skus, (param,))}
+            old = {r[0]: orjson.loads(r[1]) for r in tx.all(self.sql.ats_for_skus, (param,))}
             rows: list[tuple[Any, ...]] = []
             events: list[ev.Event] = []
             for sku in chunk:
-                a = avail.get(sku, {})
-                for ch_id in channel_ids:
-                    new = channel_ats(cfg.eligible[ch_id], cfg.channels[ch_id].policy, a)
-                    prev = old.get((sku, ch_id))
-                    if prev == new or (prev is None and new == 0):
-                        continue
-                    rows.append((sku, ch_id, new, now))
-                    events.append(ev.availability_changed(sku, ch_id, prev or 0, new, cause))
-            tx.many(self.sql.upsert_ats, rows)
-            self._emit(tx, events, now)
-            changed += len(rows)
+                values = [v for v in cfg.plan.evaluate(groups, avail.get(sku, {})) if v[0] in wanted]
+                changed += len(_ats_changes(sku, values, old.get(sku), now, cause, rows, events))
+            with tx.pipelined():
+                tx.many(self.sql.upsert_ats, rows)
+                self._emit(tx, events, now)
         return changed
 
     # ------------------------------------------------------------------ reads
@@ -692,15 +679,41 @@ class Engine:
             avail: dict[str, dict[str, int]] = {}
             for (sku, loc), v in stored.items():
                 avail.setdefault(sku, {})[loc] = v[0] - v[1]
-            ats_q = sa.select(t.channel_ats.c.sku_id, t.channel_ats.c.channel_id, t.channel_ats.c.qty)
-            shown = {(r[0], r[1]): int(r[2]) for r in tx.all(*self._bound(ats_q))}
-            for sku in sorted(set(avail) | {k[0] for k in shown}):
+            ats_q = sa.select(t.sku_ats.c.sku_id, t.sku_ats.c.ats)
+            shown: dict[str, dict[str, int]] = {r[0]: orjson.loads(r[1]) for r in tx.all(*self._bound(ats_q))}
+            for sku in sorted(set(avail) | set(shown)):
                 for ch_id in sorted(cfg.channels):
                     want = channel_ats(cfg.eligible[ch_id], cfg.channels[ch_id].policy, avail.get(sku, {}))
-                    have = shown.get((sku, ch_id), 0)
+                    have = shown.get(sku, {}).get(ch_id, 0)
                     if want != have:
                         out.append(Mismatch("ats", sku, ch_id, f"ats={want}", f"ats={have}"))
         return out
+
+
+def _ats_changes(
+    sku: str,
+    values: list[tuple[str, int]],
+    stored: dict[str, int] | None,
+    now: int,
+    cause: str,
+    rows: list[tuple[Any, ...]],
+    events: list[ev.Event],
+) -> list[AtsChange]:
+    """Compare one SKU's freshly computed (channel, ATS) values with the stored ones; when any changed, append
+    the new packed row and one ChannelAvailabilityChanged event listing every changed channel."""
+    old_map = stored or {}
+    found: list[AtsChange] = []
+    for ch_id, new in values:
+        old = old_map.get(ch_id, 0)
+        if new != old:
+            found.append(AtsChange(sku, ch_id, old, new))
+    if found:
+        found.sort()
+        new_map = dict(old_map)
+        new_map.update((c.channel, c.new) for c in found)
+        rows.append((sku, orjson.dumps(new_map).decode(), now))
+        events.append(ev.availability_changed(sku, [(c.channel, c.old, c.new) for c in found], cause))
+    return found
 
 
 def channel_dict(ch: Channel) -> dict[str, Any]:

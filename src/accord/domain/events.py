@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     type: str  # past tense, e.g. "StockReserved", "ChannelAvailabilityChanged"
     key: str  # the aggregate it is about (a SKU, a channel, ...), for ordering and partitioning
     data: dict[str, Any]
@@ -20,9 +18,14 @@ CHANNEL_POLICY_CHANGED = "ChannelPolicyChanged"
 SKU_ADDED = "SkuAdded"
 
 
-def availability_changed(sku: str, channel: str, old: int, new: int, cause: str) -> Event:
+def availability_changed(sku: str, changes: list[tuple[str, int, int]], cause: str) -> Event:
+    """One SKU's ATS changed on one or more channels: ``changes`` is (channel, old_ats, new_ats) each."""
     return Event(
         CHANNEL_AVAILABILITY_CHANGED,
         sku,
-        {"sku": sku, "channel": channel, "old_ats": old, "new_ats": new, "cause": cause},
+        {
+            "sku": sku,
+            "cause": cause,
+            "changes": [{"channel": ch, "old_ats": old, "new_ats": new} for ch, old, new in changes],
+        },
     )

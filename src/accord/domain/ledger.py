@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from accord.domain.errors import InsufficientStock, InvalidInput
 
@@ -113,8 +113,7 @@ class Movement:
         return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(NamedTuple):
     """The bucket deltas one movement applies at one location (index order = ``BUCKETS``)."""
 
     location: str

@@ -125,12 +125,13 @@ transfers = sa.Table(
     sa.CheckConstraint("qty_received >= 0 AND qty_received <= qty_shipped", name="received_le_shipped"),
 )
 
-channel_ats = sa.Table(
-    "channel_ats",
+# available-to-sell of one SKU on every channel, packed as a JSON object {channel: qty} (missing = 0).
+# One row per SKU keeps a movement that changes 12 channels at one row write instead of 12.
+sku_ats = sa.Table(
+    "sku_ats",
     metadata,
     sa.Column("sku_id", ID, primary_key=True),
-    sa.Column("channel_id", ID, primary_key=True),
-    sa.Column("qty", sa.BigInteger, nullable=False),
+    sa.Column("ats", sa.Text, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )

@@ -62,7 +62,6 @@ class Statements:
     update_transfer: Compiled
     config_version: Compiled
     bump_config_version: Compiled
-    ats_one: Compiled
     ats_sku: Compiled
     json_list: bool  # SQLite: list parameters travel as JSON text
 
@@ -105,8 +104,8 @@ def build(db: Database) -> Statements:
         b.c.damaged,
         b.c.quarantine,
     ).where(in_list(b.c.sku_id, "ids"))
-    a = t.channel_ats
-    ats_q = sa.select(lit(str(LOAD_ATS)), a.c.qty, a.c.sku_id, a.c.channel_id, num, num, num, num).where(
+    a = t.sku_ats
+    ats_q = sa.select(lit(str(LOAD_ATS)), num, a.c.sku_id, a.c.ats, num, num, num, num).where(
         in_list(a.c.sku_id, "ids2")
     )
     load = sa.union_all(version_q, keys_q, bal_q, ats_q)
@@ -122,11 +121,7 @@ def build(db: Database) -> Statements:
         balances_for_skus=c(
             sa.select(b.c.sku_id, b.c.location_id, *(b.c[n] for n in BUCKET_COLS)).where(in_list(b.c.sku_id, "ids"))
         ),
-        ats_for_skus=c(
-            sa.select(t.channel_ats.c.sku_id, t.channel_ats.c.channel_id, t.channel_ats.c.qty).where(
-                in_list(t.channel_ats.c.sku_id, "ids")
-            )
-        ),
+        ats_for_skus=c(sa.select(t.sku_ats.c.sku_id, t.sku_ats.c.ats).where(in_list(t.sku_ats.c.sku_id, "ids"))),
         transfers_by_ids=c(
             sa.select(
                 t.transfers.c.id,
@@ -138,7 +133,7 @@ def build(db: Database) -> Statements:
         ),
         insert_ledger=c(sa.insert(t.ledger).values(_params(*LEDGER_COLS))),
         upsert_balance=c(upsert(b, ("sku_id", "location_id"), (*BUCKET_COLS, "updated_at"))),
-        upsert_ats=c(upsert(t.channel_ats, ("sku_id", "channel_id"), ("qty", "updated_at"))),
+        upsert_ats=c(upsert(t.sku_ats, ("sku_id",), ("ats", "updated_at"))),
         insert_outbox=c(sa.insert(t.outbox).values(_params(*OUTBOX_COLS))),
         insert_transfer=c(
             sa.insert(t.transfers).values(
@@ -165,16 +160,6 @@ def build(db: Database) -> Statements:
             .where(t.meta.c.key == CONFIG_VERSION)
             .values(value=t.meta.c.value + sa.literal_column("1"))
         ),
-        ats_one=c(
-            sa.select(t.channel_ats.c.qty).where(
-                t.channel_ats.c.sku_id == sa.bindparam("sku"),
-                t.channel_ats.c.channel_id == sa.bindparam("channel"),
-            )
-        ),
-        ats_sku=c(
-            sa.select(t.channel_ats.c.channel_id, t.channel_ats.c.qty)
-            .where(t.channel_ats.c.sku_id == sa.bindparam("sku"))
-            .order_by(t.channel_ats.c.channel_id)
-        ),
+        ats_sku=c(sa.select(t.sku_ats.c.ats).where(t.sku_ats.c.sku_id == sa.bindparam("sku"))),
         json_list=is_sqlite,
     )

@@ -45,15 +45,6 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_table(
-        "channel_ats",
-        sa.Column("sku_id", sa.String(length=64), nullable=False),
-        sa.Column("channel_id", sa.String(length=64), nullable=False),
-        sa.Column("qty", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("sku_id", "channel_id", name=op.f("pk_channel_ats")),
-        sqlite_with_rowid=False,
-    )
-    op.create_table(
         "channels",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("dialect", sa.String(length=32), nullable=False),
@@ -149,6 +140,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_request_keys")),
     )
     op.create_table(
+        "sku_ats",
+        sa.Column("sku_id", sa.String(length=64), nullable=False),
+        sa.Column("ats", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("sku_id", name=op.f("pk_sku_ats")),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
         "skus",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("title", sa.String(length=500), nullable=False),
@@ -191,6 +190,7 @@ def downgrade() -> None:
     op.drop_table("channel_locations")
     op.drop_table("transfers")
     op.drop_table("skus")
+    op.drop_table("sku_ats")
     op.drop_table("request_keys")
     op.drop_table("relay_cursors")
     op.drop_table("outbox")
@@ -203,7 +203,6 @@ def downgrade() -> None:
 
     op.drop_table("deliveries")
     op.drop_table("channels")
-    op.drop_table("channel_ats")
     op.drop_table("balances")
     op.drop_table("api_tokens")
     # ### end Alembic commands ###
