@@ -20,17 +20,18 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade(db: Database, revision: str = "head") -> None:
+def upgrade(db: Database, revision: str = "heads") -> None:
+    """Upgrade to every head: features (PIM, sync, ...) may add migration branches off the core schema."""
     cfg = alembic_config()
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
 
-def current(db: Database) -> str | None:
+def current(db: Database) -> tuple[str, ...]:
     with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return tuple(MigrationContext.configure(conn).get_current_heads())
 
 
-def head() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def heads() -> tuple[str, ...]:
+    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
