@@ -10,6 +10,7 @@ import platform
 import random
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -182,6 +183,33 @@ def run_ledger_bench(
                     bar.advance(task, 500)
             dt = time.perf_counter() - t0
             result["per_tx_per_s"] = round(per_tx_n / dt)
+
+            # 3b. the same from several threads at once (PostgreSQL shares commits between clients)
+            threads = 8
+            result["per_tx_concurrent_threads"] = threads
+            conc = [
+                Movement(MovementKind.RESERVE, s, loc, 1, f"c{i}")
+                for i, (s, loc) in enumerate(rnd.choice(stocked) for _ in range(per_tx_n))
+            ]
+            task = bar.add_task(f"accord one movement per transaction, {threads} threads", total=per_tx_n)
+            lock = threading.Lock()
+
+            def worker(part: list[Movement]) -> None:
+                for m in part:
+                    try:
+                        eng.move(m)
+                    except Exception:
+                        with lock:
+                            result["per_tx_rejected"] = result.get("per_tx_rejected", 0) + 1
+                bar.advance(task, len(part))
+
+            pool = [threading.Thread(target=worker, args=(conc[k::threads],)) for k in range(threads)]
+            t0 = time.perf_counter()
+            for th in pool:
+                th.start()
+            for th in pool:
+                th.join()
+            result["per_tx_concurrent_per_s"] = round(per_tx_n / (time.perf_counter() - t0))
 
             # 4. ATS lookups: one SKU on one channel, as a channel-sync worker or an API call does
             task = bar.add_task("ATS lookups", total=lookups)

@@ -80,7 +80,11 @@ class MoveResult:
     replayed: bool
     balances: dict[str, Balance] = field(default_factory=dict)  # location -> balance after
     transfer_id: str | None = None
-    ats_changes: list[AtsChange] = field(default_factory=list)
+    changed_ats: list[tuple[str, int, int]] = field(default_factory=list)  # (channel, old, new), shared per SKU
+
+    @property
+    def ats_changes(self) -> list[AtsChange]:
+        return [AtsChange(self.sku, ch, old, new) for ch, old, new in self.changed_ats]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,7 +96,7 @@ class MoveResult:
             "replayed": self.replayed,
             "transfer_id": self.transfer_id,
             "balances": {loc: balance_dict(b) for loc, b in self.balances.items()},
-            "ats_changes": [{"channel": c.channel, "old_ats": c.old, "new_ats": c.new} for c in self.ats_changes],
+            "ats_changes": [{"channel": ch, "old_ats": old, "new_ats": new} for ch, old, new in self.changed_ats],
         }
 
 
@@ -300,32 +304,34 @@ class Engine:
 
     def add_skus(self, items: Sequence[Sku]) -> int:
         """Add SKUs; existing ids are an error unless identical (then skipped). Returns how many were new."""
+        with self.db.tx() as tx:
+            return len(self.add_skus_in(tx, items, self.clock.now_ms()))
+
+    def add_skus_in(self, tx: Tx, items: Sequence[Sku], now: int, *, any_title: bool = False) -> list[Sku]:
+        """``add_skus`` inside the caller's transaction (SKU rows and SkuAdded events commit with it).
+        ``any_title``: an existing id is skipped whatever its title (the PIM owns titles). Returns the new SKUs."""
         for s in items:
             s.check()
         if len({s.id for s in items}) != len(items):
             raise InvalidInput("the same SKU appears twice in one request")
-        with self.db.tx() as tx:
-            existing: dict[str, str] = {}
-            ids = [s.id for s in items]
-            for i in range(0, len(ids), 500):
-                q = sa.select(t.skus.c.id, t.skus.c.title).where(t.skus.c.id.in_(ids[i : i + 500]))
-                existing.update({r[0]: r[1] for r in tx.all(*self._bound(q))})
-            new = []
-            for s in items:
-                if s.id in existing:
-                    if existing[s.id] != s.title:
-                        raise AlreadyExists(f"SKU {s.id!r} already exists with another title")
-                    continue
-                new.append(s)
-            now = self.clock.now_ms()
-            ins = self.db.compile(
-                sa.insert(t.skus).values(
-                    id=sa.bindparam("id"), title=sa.bindparam("title"), created_at=sa.bindparam("at")
-                )
-            )
-            tx.many(ins, [(s.id, s.title, now) for s in new])
-            self._emit(tx, [ev.Event(ev.SKU_ADDED, s.id, {"sku": s.id, "title": s.title}) for s in new], now)
-        return len(new)
+        existing: dict[str, str] = {}
+        ids = [s.id for s in items]
+        for i in range(0, len(ids), 500):
+            q = sa.select(t.skus.c.id, t.skus.c.title).where(t.skus.c.id.in_(ids[i : i + 500]))
+            existing.update({r[0]: r[1] for r in tx.all(*self._bound(q))})
+        new = []
+        for s in items:
+            if s.id in existing:
+                if existing[s.id] != s.title and not any_title:
+                    raise AlreadyExists(f"SKU {s.id!r} already exists with another title")
+                continue
+            new.append(s)
+        ins = self.db.compile(
+            sa.insert(t.skus).values(id=sa.bindparam("id"), title=sa.bindparam("title"), created_at=sa.bindparam("at"))
+        )
+        tx.many(ins, [(s.id, s.title, now) for s in new])
+        self._emit(tx, [ev.Event(ev.SKU_ADDED, s.id, {"sku": s.id, "title": s.title}) for s in new], now)
+        return new
 
     def add_sku(self, sku: Sku) -> bool:
         return self.add_skus([sku]) == 1
@@ -389,7 +395,12 @@ class Engine:
         prior: dict[str, str] = {}
         bal: dict[str, dict[str, Balance]] = {}
         old_ats: dict[str, dict[str, int]] = {}
-        for r in tx.all(sql.load, (self._list({m.key for m in ms}), sku_param, sku_param)):
+        if n == 1:
+            m0 = ms[0]
+            loaded = tx.all(sql.load_one, sql.load_one.bind({"key": m0.key, "sku": m0.sku}))
+        else:
+            loaded = tx.all(sql.load, (self._list({m.key for m in ms}), sku_param, sku_param))
+        for r in loaded:
             tag = r[0]
             if tag == LOAD_BALANCE:
                 bal.setdefault(r[2], {})[r[3]] = Balance(r[1], r[4], r[5], r[6], r[7])
@@ -514,7 +525,7 @@ class Engine:
 
         # available-to-sell: only the channels fed by the locations that changed
         ats_rows: list[tuple[Any, ...]] = []
-        changes: dict[str, list[AtsChange]] = {}
+        changes: dict[str, list[tuple[str, int, int]]] = {}
         cause = ms[0].kind.value if n == 1 else "batch"
         ats_plan = cfg.plan
         for sku, dirty_locs in dirty.items():
@@ -533,7 +544,7 @@ class Engine:
                 changes[sku] = sku_changes
         for r in results:
             if not r.replayed:
-                r.ats_changes = changes.get(r.sku, [])
+                r.changed_ats = changes.get(r.sku, [])
         counts["ats.changes"] += sum(len(c) for c in changes.values())
 
         with tx.pipelined():
@@ -698,21 +709,18 @@ def _ats_changes(
     cause: str,
     rows: list[tuple[Any, ...]],
     events: list[ev.Event],
-) -> list[AtsChange]:
+) -> list[tuple[str, int, int]]:
     """Compare one SKU's freshly computed (channel, ATS) values with the stored ones; when any changed, append
-    the new packed row and one ChannelAvailabilityChanged event listing every changed channel."""
+    the new packed row and one ChannelAvailabilityChanged event listing every changed channel.
+    Returns the changes as (channel, old, new), sorted by channel."""
     old_map = stored or {}
-    found: list[AtsChange] = []
-    for ch_id, new in values:
-        old = old_map.get(ch_id, 0)
-        if new != old:
-            found.append(AtsChange(sku, ch_id, old, new))
+    found = [(ch_id, old, new) for ch_id, new in values if (old := old_map.get(ch_id, 0)) != new]
     if found:
         found.sort()
         new_map = dict(old_map)
-        new_map.update((c.channel, c.new) for c in found)
+        new_map.update((ch_id, new) for ch_id, _, new in found)
         rows.append((sku, orjson.dumps(new_map).decode(), now))
-        events.append(ev.availability_changed(sku, [(c.channel, c.old, c.new) for c in found], cause))
+        events.append(ev.availability_changed(sku, found, cause))
     return found
 
 

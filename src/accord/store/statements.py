@@ -48,6 +48,7 @@ LOAD_VERSION, LOAD_KEY, LOAD_BALANCE, LOAD_ATS = 0, 1, 2, 3
 @dataclass(frozen=True)
 class Statements:
     load: Compiled  # config version + prior keys + balances + ATS of the SKUs, in one round trip
+    load_one: Compiled  # the same for one movement (point lookups instead of list parameters)
     skus_existing: Compiled
     skus_lock: Compiled | None
     ledger_by_keys: Compiled
@@ -109,8 +110,22 @@ def build(db: Database) -> Statements:
         in_list(a.c.sku_id, "ids2")
     )
     load = sa.union_all(version_q, keys_q, bal_q, ats_q)
+    b1: Any = sa.bindparam("sku")
+    k1: Any = sa.bindparam("key")
+    load_one = sa.union_all(
+        version_q,
+        sa.select(lit(str(LOAD_KEY)), num, t.ledger.c.idem_key, t.ledger.c.fingerprint, num, num, num, num).where(
+            t.ledger.c.idem_key == k1, t.ledger.c.leg == sa.literal_column("0")
+        ),
+        sa.select(
+            lit(str(LOAD_BALANCE)), b.c.on_hand, b.c.sku_id, b.c.location_id, b.c.committed, b.c.in_transit,
+            b.c.damaged, b.c.quarantine,
+        ).where(b.c.sku_id == b1),
+        sa.select(lit(str(LOAD_ATS)), num, a.c.sku_id, a.c.ats, num, num, num, num).where(a.c.sku_id == b1),
+    )  # fmt: skip
     return Statements(
         load=c(load),
+        load_one=c(load_one),
         skus_existing=c(sa.select(t.skus.c.id).where(in_list(t.skus.c.id, "ids"))),
         skus_lock=skus_lock,
         ledger_by_keys=c(
