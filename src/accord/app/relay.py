@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.app.ports import Clock, SystemClock
 from accord.domain.errors import NotFound
@@ -152,7 +153,11 @@ class Relay:
         )
         self._q_event = c(sa.select(o.c.id, o.c.type, o.c.key, o.c.data, o.c.created_at).where(o.c.id == b("id")))
         self._q_in_inbox = c(sa.select(ib.c.event_id).where(ib.c.subscriber == b("s"), ib.c.event_id == b("e")))
-        self._q_add_inbox = c(sa.insert(ib).values(subscriber=b("s"), event_id=b("e"), handled_at=b("at")))
+        ins_fn = sqlite.insert if db.backend == "sqlite" else postgresql.insert
+        # ON CONFLICT DO NOTHING: a second worker that handled the event first makes this a no-op (rowcount 0)
+        self._q_add_inbox = c(
+            ins_fn(ib).values(subscriber=b("s"), event_id=b("e"), handled_at=b("at")).on_conflict_do_nothing()
+        )
         self._q_delivery = c(
             sa.select(dl.c.attempts, dl.c.next_attempt_at, dl.c.dead).where(
                 dl.c.subscriber == b("s"), dl.c.event_id == b("e")
@@ -303,8 +308,8 @@ class Relay:
         try:
             if sub.transactional:
                 with self.db.tx() as tx:
-                    tx.run(self._q_add_inbox, (name, ev.id, self.clock.now_ms()))
-                    sub.handle(ev, tx)
+                    if tx.run(self._q_add_inbox, (name, ev.id, self.clock.now_ms())).rowcount == 1:
+                        sub.handle(ev, tx)
                     self._advance(tx, name, ev.id)
                     if state is not None:
                         tx.run(self._q_del_delivery, (name, ev.id))
@@ -359,8 +364,8 @@ class Relay:
         try:
             if sub.transactional:
                 with self.db.tx() as tx:
-                    tx.run(self._q_add_inbox, (subscriber, event_id, self.clock.now_ms()))
-                    sub.handle(ev, tx)
+                    if tx.run(self._q_add_inbox, (subscriber, event_id, self.clock.now_ms())).rowcount == 1:
+                        sub.handle(ev, tx)
                     tx.run(self._q_del_delivery, (subscriber, event_id))
             else:
                 sub.handle(ev, None)
