@@ -96,7 +96,8 @@ def init() -> None:
     from accord.store.migrate import current
 
     with _app(migrate=True) as app:
-        out.print(f"database ready at revision {current(app.db)}: {app.db.engine.url.render_as_string()}")
+        revs = ", ".join(current(app.db))
+        out.print(f"database ready at revision {revs}: {app.db.engine.url.render_as_string()}")
 
 
 # ---------------------------------------------------------------------------------------------- locations
@@ -702,19 +703,29 @@ def _db_error_line(exc: Exception) -> str | None:
     return None
 
 
+# typer >= 0.24 vendors click (``typer._click``): its Exit, Abort and usage errors are not click's classes
+_EXITS: tuple[type[BaseException], ...] = (click.exceptions.Exit, typer.Exit)
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_CLICK_ERRORS: tuple[type[Exception], ...] = (
+    click.ClickException,
+    getattr(typer, "TyperException", click.ClickException),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Returns the exit code (0 ok, 1 a check failed, 2 bad input)."""
     try:
-        cli(args=argv, standalone_mode=False, prog_name="accord")
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
+        rv = cli(args=argv, standalone_mode=False, prog_name="accord")
+    except _EXITS as exc:
+        return int(getattr(exc, "exit_code", 1))
+    except _ABORTS:
         err.print("aborted")
         return 130
-    except click.UsageError as exc:
-        where = f" ({exc.ctx.command_path})" if exc.ctx is not None else ""
-        err.print(f"error{where}: {exc.format_message()}", soft_wrap=True)
-        return 2
+    except _CLICK_ERRORS as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f" ({ctx.command_path})" if ctx is not None else ""
+        err.print(f"error{where}: {getattr(exc, 'format_message', exc.__str__)()}", soft_wrap=True)
+        return int(getattr(exc, "exit_code", 2))
     except AccordError as exc:
         err.print(f"error: {exc}", soft_wrap=True)
         return 2
@@ -724,4 +735,5 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"error: {line}", soft_wrap=True)
         return 2
-    return 0
+    # standalone_mode=False: a command's ``raise typer.Exit(n)`` comes back as the return value
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
