@@ -23,7 +23,8 @@ from accord.domain.errors import AccordError, InvalidInput
 from accord.domain.ledger import BUCKETS, Movement, MovementKind
 from accord.settings import load_settings
 
-out = Console(highlight=False)
+# tables are wide: when the output is not a terminal (pipes, CI logs) do not squeeze them into 80 columns
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 cli = typer.Typer(
