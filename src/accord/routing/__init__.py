@@ -1,0 +1,36 @@
+"""Fulfilment routing: choose the locations that ship each order (numpy/scipy allowed here, not in domain)."""
+
+from accord.routing.model import (
+    Allocation,
+    ChannelRules,
+    LineExplanation,
+    Network,
+    RouteLine,
+    RouteLocation,
+    RouteOrder,
+    RoutePlan,
+    RoutingWeights,
+    ShippingModel,
+    Stock,
+    haversine_km,
+)
+from accord.routing.router import BatchResult, Router, RouterConfig, baseline_route
+
+__all__ = [
+    "Allocation",
+    "BatchResult",
+    "ChannelRules",
+    "LineExplanation",
+    "Network",
+    "RouteLine",
+    "RouteLocation",
+    "RouteOrder",
+    "RoutePlan",
+    "Router",
+    "RouterConfig",
+    "RoutingWeights",
+    "ShippingModel",
+    "Stock",
+    "baseline_route",
+    "haversine_km",
+]
