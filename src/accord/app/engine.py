@@ -37,6 +37,7 @@ from accord.domain.errors import (
 )
 from accord.domain.ledger import (
     BUCKETS,
+    KIND_VALUE,
     MOVEMENT_EVENTS,
     Balance,
     Movement,
@@ -110,9 +111,14 @@ class Mismatch:
 
 
 def balance_dict(b: Balance) -> dict[str, int]:
-    d = dict(zip(BUCKETS, b.as_tuple(), strict=True))
-    d["available"] = b.available
-    return d
+    return {
+        "on_hand": b.on_hand,
+        "committed": b.committed,
+        "in_transit": b.in_transit,
+        "damaged": b.damaged,
+        "quarantine": b.quarantine,
+        "available": b.on_hand - b.committed,
+    }
 
 
 class Engine:
@@ -369,6 +375,21 @@ class Engine:
                     continue
                 raise
 
+    def move_batch_in(self, tx: Tx, movements: Sequence[Movement]) -> list[MoveResult]:
+        """Like :meth:`move_batch`, inside the caller's open write transaction (e.g. an ingested order's rows
+        and its reservations commit together). The caller owns commit and rollback."""
+        if len(movements) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds at most {MAX_BATCH} movements, got {len(movements)}")
+        for i, m in enumerate(movements):
+            try:
+                validate(m)
+            except InvalidInput as exc:
+                raise _at(exc, i, len(movements)) from None
+        counts: Counter[str] = Counter()
+        results = self._apply(tx, movements, counts) if movements else []
+        self.stats.update(counts)
+        return results
+
     def _apply(self, tx: Tx, ms: Sequence[Movement], counts: Counter[str]) -> list[MoveResult]:
         sql = self.sql
         n = len(ms)
@@ -442,9 +463,10 @@ class Engine:
                         i,
                         n,
                     )
-                results.append(MoveResult(m.key, m.kind.value, m.sku, m.location, m.qty, True))
+                results.append(MoveResult(m.key, KIND_VALUE[m.kind], m.sku, m.location, m.qty, True))
                 continue
             fresh[m.key] = fp
+            kind = KIND_VALUE[m.kind]
             sku_bal = bal.setdefault(m.sku, {})
             transfer_id = None
             if m.kind is MovementKind.TRANSFER_IN:
@@ -487,7 +509,7 @@ class Engine:
                     (
                         m.key,
                         leg_no,
-                        m.kind.value,
+                        kind,
                         m.sku,
                         leg.location,
                         d[0],
@@ -515,8 +537,8 @@ class Engine:
                 data["transfer_id"] = transfer_id
             data["balances"] = {loc: balance_dict(b) for loc, b in after.items()}
             events.append(ev.Event(MOVEMENT_EVENTS[m.kind], m.sku, data))
-            counts[f"movements.{m.kind.value}"] += 1
-            results.append(MoveResult(m.key, m.kind.value, m.sku, m.location, m.qty, False, after, transfer_id))
+            counts[f"movements.{kind}"] += 1
+            results.append(MoveResult(m.key, kind, m.sku, m.location, m.qty, False, after, transfer_id))
 
         if new_transfers:
             existing = {r[0] for r in tx.all(sql.transfers_by_ids, (self._list(t_[0] for t_ in new_transfers),))}
@@ -526,14 +548,15 @@ class Engine:
         # available-to-sell: only the channels fed by the locations that changed
         ats_rows: list[tuple[Any, ...]] = []
         changes: dict[str, list[tuple[str, int, int]]] = {}
-        cause = ms[0].kind.value if n == 1 else "batch"
+        cause = KIND_VALUE[ms[0].kind] if n == 1 else "batch"
         ats_plan = cfg.plan
         for sku, dirty_locs in dirty.items():
             sku_bal = bal[sku]
             for loc in dirty_locs:
-                problems = violations(sku_bal[loc])
-                if problems:  # plan() prevents this; the check keeps a bug from being written
-                    raise InsufficientStock(f"{sku} at {loc}: {'; '.join(problems)}")
+                b = sku_bal[loc]
+                # plan() prevents this; the check keeps a bug from ever being written
+                if b.committed > b.on_hand or min(b.on_hand, b.committed, b.in_transit, b.damaged, b.quarantine) < 0:
+                    raise InsufficientStock(f"{sku} at {loc}: {'; '.join(violations(b))}")
             groups = ats_plan.affected(dirty_locs)
             if not groups:
                 continue
@@ -718,7 +741,8 @@ def _ats_changes(
     if found:
         found.sort()
         new_map = dict(old_map)
-        new_map.update((ch_id, new) for ch_id, _, new in found)
+        for ch_id, _, new in found:
+            new_map[ch_id] = new
         rows.append((sku, orjson.dumps(new_map).decode(), now))
         events.append(ev.availability_changed(sku, found, cause))
     return found

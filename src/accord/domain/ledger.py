@@ -50,6 +50,9 @@ MOVEMENT_EVENTS: dict[MovementKind, str] = {
 
 SCRAP_SOURCES = ("damaged", "quarantine", "on_hand")
 
+# plain-str value of each kind: reading ``.value`` goes through an enum property, slow on hot paths
+KIND_VALUE: dict[MovementKind, str] = {k: k.value for k in MovementKind}
+
 
 @dataclass(slots=True)
 class Balance:
@@ -88,7 +91,12 @@ class Movement:
     source_bucket: str | None = None  # scrap: which bucket units leave from
 
     def payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind.value, "sku": self.sku, "location": self.location, "qty": self.qty}
+        out: dict[str, Any] = {
+            "kind": KIND_VALUE[self.kind],
+            "sku": self.sku,
+            "location": self.location,
+            "qty": self.qty,
+        }
         for name in ("to_location", "transfer_id", "reason", "ref", "source_bucket"):
             value = getattr(self, name)
             if value is not None:
@@ -99,7 +107,7 @@ class Movement:
         """Hash of everything but the key: the same key with another fingerprint is a conflict."""
         raw = "\x1f".join(
             (
-                self.kind.value,
+                KIND_VALUE[self.kind],
                 self.sku,
                 self.location,
                 str(self.qty),
