@@ -628,7 +628,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8400).")] = None,
     relay: Annotated[bool, typer.Option(help="Also run the relay worker in this process.")] = True,
 ) -> None:
-    """Serve the HTTP API (and the relay worker)."""
+    """Serve the HTTP API (and the relay worker, plus the channel-sync worker when endpoints are configured)."""
     import uvicorn
 
     from accord.api.app import create_app
@@ -639,6 +639,7 @@ def serve(
         if relay and app.subscribers:
             worker = threading.Thread(target=app.relay.run_forever, args=(stop,), name="relay", daemon=True)
             worker.start()
+        sync_worker = app.start_sync_worker(stop) if relay else None  # channel sync, when endpoints are configured
         try:
             uvicorn.run(
                 create_app(app),
@@ -650,6 +651,8 @@ def serve(
             stop.set()
             if worker is not None:
                 worker.join(timeout=5)
+            if sync_worker is not None:
+                sync_worker.join(timeout=5)
 
 
 # ---------------------------------------------------------------------------------------------- bench & demo
@@ -738,3 +741,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # standalone_mode=False: a command's ``raise typer.Exit(n)`` comes back as the return value
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+from accord import cli_sync as _cli_sync  # noqa: E402, F401  (channel sync commands, issue 4)
+from accord.cli_pim import register as _register_pim  # noqa: E402  (PIM commands, issue 3)
+
+_register_pim(cli)

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 import accord
 from accord.api import problems
 from accord.api.metrics import EngineCollector, HttpMetrics, MetricsMiddleware, route_table
-from accord.api.routers import ats, channels, deadletters, events, locations, skus, stock, system, transfers
+from accord.api.routers import ats, channels, deadletters, events, locations, pim, skus, stock, sync, system, transfers
 from accord.api.security import MAX_BODY_BYTES, AuthMiddleware, TokenCache
 from accord.bootstrap import App
 
@@ -52,7 +52,7 @@ def create_app(
     problems.install(api)
 
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_bearer_doc)], responses=problems.ERROR_RESPONSES)
-    resources = (locations, channels, skus, stock, transfers, ats, events, deadletters, system)
+    resources = (locations, channels, skus, stock, transfers, ats, events, deadletters, system, pim)
     for module in resources:
         v1.include_router(module.router)
     api.include_router(v1)
@@ -60,6 +60,7 @@ def create_app(
         system.metrics_router, dependencies=[Depends(_bearer_doc)], responses={401: problems.ERROR_RESPONSES[401]}
     )
     api.include_router(system.health_router)
+    api.include_router(sync.router, prefix=API_PREFIX)  # channel sync (issue 4): status, dead letters, webhooks
 
     templates = route_table(
         [

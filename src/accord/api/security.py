@@ -24,6 +24,8 @@ from accord.store.db import Database
 
 # paths anyone may call: liveness, and the API description (the project is open source; the schema is no secret)
 OPEN_PATHS: frozenset[str] = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+# path prefixes exempt from the bearer token because they verify the caller themselves (marketplace webhooks: HMAC)
+OPEN_PREFIXES: tuple[str, ...] = ("/v1/sync/webhooks/",)
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -92,7 +94,7 @@ class AuthMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or route_path(scope) in OPEN_PATHS:
+        if scope["type"] != "http" or route_path(scope) in OPEN_PATHS or route_path(scope).startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]

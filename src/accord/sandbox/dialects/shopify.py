@@ -58,6 +58,8 @@ def graphql(ctx: Ctx) -> Reply:
         cost, handler = 10, product_update
     elif "inventoryItems" in query:
         cost, handler = 2 + int(variables.get("first") or 10), inventory_items
+    elif "orderCancel" in query:
+        cost, handler = 10, order_cancel
     elif re.search(r"\borders\s*\(", query):
         cost, handler = 2 + int(variables.get("first") or 10) * 2, orders
     else:
@@ -218,6 +220,17 @@ def orders(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
     edges = [{"cursor": f"c{o.seq}", "node": _order_node(o)} for o in page]
     info = {"hasNextPage": start + first < len(ctx.channel.orders), "endCursor": edges[-1]["cursor"] if edges else None}
     return {"orders": {"edges": edges, "pageInfo": info}}
+
+
+def order_cancel(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
+    """``orderCancel``: marks the order cancelled (the seller could not fill it)."""
+    oid = str(variables.get("orderId") or "")
+    order = next((o for o in ctx.channel.orders if o.order_id == oid), None)
+    if order is None:
+        err = {"field": ["orderId"], "message": "Order does not exist", "code": "NOT_FOUND"}
+        return {"orderCancel": {"job": None, "orderCancelUserErrors": [err]}}
+    order.status = "cancelled"
+    return {"orderCancel": {"job": {"id": f"gid://shopify/Job/{order.seq}", "done": True}, "orderCancelUserErrors": []}}
 
 
 def on_order(sandbox: Sandbox, ch: ChannelState, o: Order) -> None:

@@ -1,0 +1,512 @@
+"""Reads and writes of the channel-sync tables. Statements are compiled once; everything that must commit with
+other rows takes the caller's :class:`~accord.store.db.Tx`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from accord.connectors.base import ChannelConfig
+from accord.store import schema as t
+from accord.store import sync_tables as st
+from accord.store.db import Compiled, Database, Tx
+
+QUANTITY = "quantity"
+FIELDS = ("quantity", "price", "content", "published")
+
+# priority by oversell risk: lower is more urgent
+P_CRITICAL = 0  # drops to zero or to the channel's threshold
+P_DECREASE = 1
+P_INCREASE = 2
+P_CONTENT = 3
+
+LATENCY_BUCKETS_MS: tuple[int, ...] = (
+    50,
+    100,
+    250,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    30_000,
+    60_000,
+    300_000,
+    900_000,
+    3_600_000,
+    2**62,
+)
+
+LATENCY_SUM = "latency_sum_ms:"  # counter name prefix: summed propagation latency per class
+
+b = sa.bindparam
+
+
+def quantity_priority(new_qty: int, shown_qty: int | None, threshold: int) -> int:
+    """How urgent sending ``new_qty`` is when the channel shows ``shown_qty`` (None: unknown)."""
+    if new_qty <= threshold and (shown_qty is None or shown_qty > new_qty):
+        return P_CRITICAL
+    if shown_qty is None or new_qty < shown_qty:
+        return P_DECREASE
+    return P_INCREASE
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    channel: str
+    sku: str
+    field: str
+    value: Any
+    version: int
+    priority: int
+    enqueued_at: int
+    acked_value: Any
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDeadLetter:
+    id: int
+    channel: str
+    sku: str
+    field: str
+    version: int
+    value: Any
+    attempts: int
+    reason: str
+    error: str
+    body: str | None
+    created_at: int
+
+
+@dataclass(slots=True)
+class ChannelStatus:
+    channel: str
+    queue_depth: int = 0
+    dead_letters: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, dict[int, int]] = field(default_factory=dict)  # klass -> le_ms -> count
+
+    def percentile_ms(self, q: float, klass: str | None = None) -> int | None:
+        merged: dict[int, int] = {}
+        for k, hist in self.latency.items():
+            if klass is None or k == klass:
+                for le, n in hist.items():
+                    merged[le] = merged.get(le, 0) + n
+        return hist_percentile(merged, q)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "queue_depth": self.queue_depth,
+            "dead_letters": self.dead_letters,
+            "calls": self.counters.get("calls", 0),
+            "http_429": self.counters.get("http_429", 0),
+            "drift": self.counters.get("drift", 0),
+            "counters": dict(sorted(self.counters.items())),
+            "latency_p50_ms": self.percentile_ms(0.5),
+            "latency_p99_ms": self.percentile_ms(0.99),
+            "critical_p99_ms": self.percentile_ms(0.99, "critical"),
+        }
+
+
+def hist_percentile(hist: Mapping[int, int], q: float) -> int | None:
+    """Upper bound of the bucket holding quantile ``q`` (None when empty)."""
+    total = sum(hist.values())
+    if total == 0:
+        return None
+    need = q * total
+    seen = 0
+    for le in sorted(hist):
+        seen += hist[le]
+        if seen >= need:
+            return le
+    return max(hist)
+
+
+def bucket_of(latency_ms: int) -> int:
+    for le in LATENCY_BUCKETS_MS:
+        if latency_ms <= le:
+            return le
+    return LATENCY_BUCKETS_MS[-1]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class SyncStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        c = db.compile
+        d, ep, dl = st.sync_desired, st.sync_endpoints, st.sync_dead_letters
+        ins = postgresql.insert if db.backend == "postgresql" else sqlite.insert
+        self._q_endpoints = c(sa.select(ep).order_by(ep.c.channel_id))
+        self._q_endpoint_del = c(sa.delete(ep).where(ep.c.channel_id == b("ch")))
+        self._q_endpoint_ins = c(
+            sa.insert(ep).values(
+                channel_id=b("ch"),
+                dialect=b("dialect"),
+                base_url=b("url"),
+                credentials=b("cred"),
+                options=b("opt"),
+                currency=b("cur"),
+                updated_at=b("at"),
+            )
+        )
+        self._q_thresholds = c(sa.select(t.channels.c.id, t.channels.c.zero_at_or_below))
+        self._q_rows_for_sku = c(
+            sa.select(d.c.channel_id, d.c.version, d.c.acked_version, d.c.acked_value, d.c.dead, d.c.enqueued_at).where(
+                d.c.sku_id == b("sku"), d.c.field == b("field")
+            )
+        )
+        self._q_desired_ins = c(
+            sa.insert(d).values(
+                channel_id=b("ch"),
+                sku_id=b("sku"),
+                field=b("field"),
+                value=b("value"),
+                version=b("version"),
+                priority=b("prio"),
+                enqueued_at=b("enq"),
+                acked_value=sa.null(),
+                acked_version=sa.literal_column("0"),
+                attempts=sa.literal_column("0"),
+                next_attempt_at=sa.literal_column("0"),
+                dead=sa.false(),
+                updated_at=b("at"),
+            )
+        )
+        self._q_desired_upd = c(
+            sa.update(d)
+            .where(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == b("field"))
+            .values(
+                value=b("value"),
+                version=b("version"),
+                priority=b("prio"),
+                enqueued_at=b("enq"),
+                acked_version=b("acked_version"),
+                attempts=b("attempts"),
+                next_attempt_at=b("next"),
+                dead=b("dead"),
+                updated_at=b("at"),
+            )
+        )
+        pending = sa.and_(d.c.dead == sa.false(), d.c.version > d.c.acked_version)
+        cols = (
+            d.c.channel_id,
+            d.c.sku_id,
+            d.c.field,
+            d.c.value,
+            d.c.version,
+            d.c.priority,
+            d.c.enqueued_at,
+            d.c.acked_value,
+            d.c.attempts,
+        )
+        self._q_due = c(
+            sa.select(*cols)
+            .where(d.c.channel_id == b("ch"), pending, d.c.next_attempt_at <= b("now"))
+            .order_by(d.c.priority, d.c.enqueued_at, d.c.sku_id, d.c.field),
+            suffix=" LIMIT __LIMIT__",
+        )
+        self._q_next_due = c(
+            sa.select(sa.func.min(d.c.next_attempt_at)).where(d.c.channel_id == b("ch"), pending),
+        )
+        self._q_ack = c(
+            sa.update(d)
+            .where(
+                d.c.channel_id == b("ch"),
+                d.c.sku_id == b("sku"),
+                d.c.field == b("field"),
+                d.c.acked_version < b("version"),
+            )
+            .values(
+                acked_value=b("value"),
+                acked_version=b("version2"),
+                acked_at=b("at"),
+                attempts=sa.literal_column("0"),
+                next_attempt_at=sa.literal_column("0"),
+                last_error=sa.null(),
+                updated_at=b("at2"),
+            )
+        )
+        self._q_retry = c(
+            sa.update(d)
+            .where(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == b("field"), d.c.version == b("ver"))
+            .values(attempts=b("n"), next_attempt_at=b("next"), last_error=b("err"), updated_at=b("at"))
+        )
+        self._q_observed = c(
+            sa.update(d)
+            .where(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == b("field"))
+            .values(acked_value=b("value"), updated_at=b("at"))
+        )
+        self._q_park = c(
+            sa.update(d)
+            .where(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == b("field"), d.c.version == b("ver"))
+            .values(dead=sa.true(), attempts=b("n"), last_error=b("err"), updated_at=b("at"))
+        )
+        self._q_dead_ins = c(
+            sa.insert(dl).values(
+                channel_id=b("ch"),
+                sku_id=b("sku"),
+                field=b("field"),
+                version=b("ver"),
+                value=b("value"),
+                attempts=b("n"),
+                reason=b("reason"),
+                error=b("err"),
+                body=b("body"),
+                created_at=b("at"),
+            )
+        )
+        self._q_drift = c(
+            sa.update(d)
+            .where(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == b("field"))
+            .values(
+                acked_value=b("observed"),
+                acked_version=d.c.version - sa.literal_column("1"),
+                priority=b("prio"),
+                enqueued_at=b("enq"),
+                dead=sa.false(),
+                attempts=sa.literal_column("0"),
+                next_attempt_at=sa.literal_column("0"),
+                updated_at=b("at"),
+            )
+        )
+        self._q_desired_for_channel = c(
+            sa.select(d.c.sku_id, d.c.value, d.c.version, d.c.acked_version, d.c.acked_value)
+            .where(d.c.channel_id == b("ch"), d.c.field == b("field"))
+            .order_by(d.c.sku_id)
+        )
+        cn = st.sync_counters
+        up = ins(cn).values(channel_id=b("ch"), name=b("name"), value=b("n"))
+        self._q_count = c(
+            up.on_conflict_do_update(index_elements=[cn.c.channel_id, cn.c.name], set_={"value": cn.c.value + b("n2")})
+        )
+        lt = st.sync_latency
+        up2 = ins(lt).values(channel_id=b("ch"), klass=b("k"), le_ms=b("le"), count=b("n"))
+        self._q_latency = c(
+            up2.on_conflict_do_update(
+                index_elements=[lt.c.channel_id, lt.c.klass, lt.c.le_ms], set_={"count": lt.c.count + b("n2")}
+            )
+        )
+
+    # ------------------------------------------------------------------ endpoints
+
+    def set_endpoint(self, cfg: ChannelConfig, now_ms: int) -> None:
+        with self.db.tx() as tx:
+            tx.run(self._q_endpoint_del, (cfg.channel_id,))
+            vals = {
+                "ch": cfg.channel_id,
+                "dialect": cfg.dialect,
+                "url": cfg.base_url,
+                "cred": dumps(dict(cfg.credentials)),
+                "opt": dumps(dict(cfg.options)),
+                "cur": cfg.currency,
+                "at": now_ms,
+            }
+            tx.run(self._q_endpoint_ins, self._q_endpoint_ins.bind(vals))
+
+    def endpoints(self) -> dict[str, ChannelConfig]:
+        with self.db.read() as tx:
+            rows = tx.all(self._q_endpoints)
+        return {r[0]: ChannelConfig(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), currency=r[5]) for r in rows}
+
+    # ------------------------------------------------------------------ desired state
+
+    def thresholds(self, tx: Tx) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in tx.all(self._q_thresholds)}
+
+    def enqueue(
+        self,
+        tx: Tx,
+        sku: str,
+        field_name: str,
+        values: Sequence[tuple[str, Any, int]],
+        committed_at: int,
+        now_ms: int,
+        thresholds: Mapping[str, int] | None = None,
+    ) -> int:
+        """Set the desired ``value`` per channel for one SKU and field; ``values`` is (channel, value, priority
+        hint). Coalesces in place. Returns how many keys became (or stay) pending."""
+        existing = {r[0]: r for r in tx.all(self._q_rows_for_sku, (sku, field_name))}
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        pending = 0
+        for channel, value, prio in values:
+            text = dumps(value)
+            row = existing.get(channel)
+            if row is None:
+                vals = {"ch": channel, "sku": sku, "field": field_name, "value": text, "version": 1}
+                vals.update({"prio": prio, "enq": committed_at, "at": now_ms})
+                inserts.append(self._q_desired_ins.bind(vals))
+                pending += 1
+                continue
+            version, acked_version, acked_value, dead, enq = int(row[1]), int(row[2]), row[3], bool(row[4]), row[5]
+            new_version = version + 1
+            if field_name == QUANTITY and acked_value is not None and thresholds is not None:
+                shown = json.loads(acked_value)
+                if isinstance(shown, int) and isinstance(value, int):
+                    prio = min(prio, quantity_priority(value, shown, thresholds.get(channel, 0)))
+            was_pending = version > acked_version and not dead
+            if acked_value == text:  # back to what the channel shows: nothing to send
+                new_acked = new_version
+                enq_at = committed_at
+            else:
+                new_acked = acked_version
+                enq_at = int(enq) if was_pending else committed_at
+                pending += 1
+            vals = {"ch": channel, "sku": sku, "field": field_name, "value": text, "version": new_version}
+            vals.update({"prio": prio, "enq": enq_at, "acked_version": new_acked, "attempts": 0, "next": 0})
+            vals.update({"dead": False, "at": now_ms})
+            updates.append(self._q_desired_upd.bind(vals))
+        tx.many(self._q_desired_ins, inserts)
+        tx.many(self._q_desired_upd, updates)
+        return pending
+
+    def due(self, channel: str, now_ms: int, limit: int) -> list[Pending]:
+        q = Compiled(self._q_due.sql.replace("__LIMIT__", str(max(1, int(limit)))), self._q_due.names)
+        with self.db.read() as tx:
+            rows = tx.all(q, q.bind({"ch": channel, "now": now_ms}))
+        return [
+            Pending(
+                r[0],
+                r[1],
+                r[2],
+                json.loads(r[3]),
+                int(r[4]),
+                int(r[5]),
+                int(r[6]),
+                json.loads(r[7]) if r[7] is not None else None,
+                int(r[8]),
+            )
+            for r in rows
+        ]
+
+    def next_due_ms(self, channel: str) -> int | None:
+        with self.db.read() as tx:
+            row = tx.one(self._q_next_due, (channel,))
+        return int(row[0]) if row is not None and row[0] is not None else None
+
+    def ack(self, tx: Tx, p: Pending, now_ms: int) -> None:
+        vals = {"ch": p.channel, "sku": p.sku, "field": p.field, "version": p.version, "value": dumps(p.value)}
+        vals.update({"version2": p.version, "at": now_ms, "at2": now_ms})
+        tx.run(self._q_ack, self._q_ack.bind(vals))
+
+    def retry(self, tx: Tx, p: Pending, attempts: int, next_at: int, error: str, now_ms: int) -> None:
+        vals = {"ch": p.channel, "sku": p.sku, "field": p.field, "ver": p.version, "n": attempts}
+        vals.update({"next": next_at, "err": error[:2000], "at": now_ms})
+        tx.run(self._q_retry, self._q_retry.bind(vals))
+
+    def observed(self, tx: Tx, p: Pending, value: Any, now_ms: int) -> None:
+        """The channel showed ``value`` (a compare-and-set mismatch): the next attempt expects it."""
+        tx.run(
+            self._q_observed,
+            self._q_observed.bind(
+                {
+                    "ch": p.channel,
+                    "sku": p.sku,
+                    "field": p.field,
+                    "value": None if value is None else dumps(value),
+                    "at": now_ms,
+                }
+            ),
+        )
+
+    def park(self, tx: Tx, p: Pending, attempts: int, reason: str, error: str, body: str | None, now_ms: int) -> None:
+        vals = {"ch": p.channel, "sku": p.sku, "field": p.field, "ver": p.version, "n": attempts}
+        vals.update({"err": error[:2000], "at": now_ms})
+        tx.run(self._q_park, self._q_park.bind(vals))
+        vals.update({"value": dumps(p.value), "reason": reason[:64], "body": body[:20000] if body else None})
+        tx.run(self._q_dead_ins, self._q_dead_ins.bind(vals))
+
+    def desired_for_channel(self, channel: str, field_name: str = QUANTITY) -> list[tuple[str, Any, bool, Any]]:
+        """(sku, desired value, in sync as far as we know, acked value) for every key of a channel."""
+        with self.db.read() as tx:
+            rows = tx.all(self._q_desired_for_channel, (channel, field_name))
+        return [
+            (r[0], json.loads(r[1]), int(r[2]) <= int(r[3]), json.loads(r[4]) if r[4] is not None else None)
+            for r in rows
+        ]
+
+    def mark_drift(self, tx: Tx, channel: str, sku: str, observed: Any, priority: int, now_ms: int) -> None:
+        vals = {"observed": dumps(observed), "prio": priority, "enq": now_ms, "at": now_ms}
+        vals.update({"ch": channel, "sku": sku, "field": QUANTITY})
+        tx.run(self._q_drift, self._q_drift.bind(vals))
+
+    # ------------------------------------------------------------------ listing refs
+
+    def listing_refs(self, channel: str) -> dict[str, str]:
+        r = st.sync_listing_refs
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(r.c.sku_id, r.c.ref).where(r.c.channel_id == channel)).all()
+            conn.rollback()
+        return {row[0]: row[1] for row in rows}
+
+    def save_listing_refs(self, channel: str, refs: Mapping[str, str]) -> None:
+        r = st.sync_listing_refs
+        if not refs:
+            return
+        with self.db.engine.begin() as conn:
+            conn.execute(sa.delete(r).where(r.c.channel_id == channel, r.c.sku_id.in_(list(refs))))
+            conn.execute(sa.insert(r), [{"channel_id": channel, "sku_id": k, "ref": v} for k, v in refs.items()])
+
+    # ------------------------------------------------------------------ metrics
+
+    def count(self, tx: Tx, channel: str, counts: Mapping[str, int]) -> None:
+        rows = [(channel, name, n, n) for name, n in sorted(counts.items()) if n]
+        tx.many(self._q_count, rows)
+
+    def observe_latency(self, tx: Tx, channel: str, samples: Iterable[tuple[str, int]]) -> None:
+        hist: dict[tuple[str, int], int] = {}
+        sums: dict[str, int] = {}
+        for klass, ms in samples:
+            key = (klass, bucket_of(ms))
+            hist[key] = hist.get(key, 0) + 1
+            sums[klass] = sums.get(klass, 0) + ms
+        tx.many(self._q_latency, [(channel, k, le, n, n) for (k, le), n in sorted(hist.items())])
+        # the histogram's _sum on /metrics (a counter row per class: "latency_sum_ms:critical")
+        tx.many(self._q_count, [(channel, f"{LATENCY_SUM}{k}", ms, ms) for k, ms in sorted(sums.items()) if ms])
+
+    def status(self) -> list[ChannelStatus]:
+        d, dl, cn, lt = st.sync_desired, st.sync_dead_letters, st.sync_counters, st.sync_latency
+        out: dict[str, ChannelStatus] = {}
+        with self.db.engine.connect() as conn:
+            for (ch,) in conn.execute(sa.select(st.sync_endpoints.c.channel_id)):
+                out.setdefault(ch, ChannelStatus(ch))
+            q = (
+                sa.select(d.c.channel_id, sa.func.count())
+                .where(d.c.dead == sa.false(), d.c.version > d.c.acked_version)
+                .group_by(d.c.channel_id)
+            )
+            for ch, n in conn.execute(q):
+                out.setdefault(ch, ChannelStatus(ch)).queue_depth = int(n)
+            for ch, n in conn.execute(sa.select(dl.c.channel_id, sa.func.count()).group_by(dl.c.channel_id)):
+                out.setdefault(ch, ChannelStatus(ch)).dead_letters = int(n)
+            for ch, name, n in conn.execute(sa.select(cn.c.channel_id, cn.c.name, cn.c.value)):
+                out.setdefault(ch, ChannelStatus(ch)).counters[name] = int(n)
+            for ch, k, le, n in conn.execute(sa.select(lt.c.channel_id, lt.c.klass, lt.c.le_ms, lt.c.count)):
+                out.setdefault(ch, ChannelStatus(ch)).latency.setdefault(k, {})[int(le)] = int(n)
+            conn.rollback()
+        return [out[k] for k in sorted(out)]
+
+    def dead_letters(self, channel: str | None = None, limit: int = 1000) -> list[SyncDeadLetter]:
+        dl = st.sync_dead_letters
+        q = sa.select(dl).order_by(dl.c.id).limit(limit)
+        if channel:
+            q = q.where(dl.c.channel_id == channel)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            conn.rollback()
+        return [
+            SyncDeadLetter(
+                int(r[0]), r[1], r[2], r[3], int(r[4]), json.loads(r[5]), int(r[6]), r[7], r[8], r[9], int(r[10])
+            )
+            for r in rows
+        ]
