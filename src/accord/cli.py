@@ -747,3 +747,4 @@ from accord import cli_sync as _cli_sync  # noqa: E402, F401  (channel sync comm
 from accord.cli_pim import register as _register_pim  # noqa: E402  (PIM commands, issue 3)
 
 _register_pim(cli)
+from accord import cli_orders as _cli_orders  # noqa: E402, F401  (orders, routing and returns, issue 5)

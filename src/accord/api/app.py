@@ -17,6 +17,7 @@ import accord
 from accord.api import problems
 from accord.api.metrics import EngineCollector, HttpMetrics, MetricsMiddleware, route_table
 from accord.api.routers import ats, channels, deadletters, events, locations, pim, skus, stock, sync, system, transfers
+from accord.api.routers import orders as orders_router  # orders and returns (issue 5)
 from accord.api.security import MAX_BODY_BYTES, AuthMiddleware, TokenCache
 from accord.bootstrap import App
 
@@ -52,7 +53,7 @@ def create_app(
     problems.install(api)
 
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_bearer_doc)], responses=problems.ERROR_RESPONSES)
-    resources = (locations, channels, skus, stock, transfers, ats, events, deadletters, system, pim)
+    resources = (locations, channels, skus, stock, transfers, ats, events, deadletters, system, pim, orders_router)
     for module in resources:
         v1.include_router(module.router)
     api.include_router(v1)

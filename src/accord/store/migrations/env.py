@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from accord.store import orders_tables as _orders_tables  # noqa: F401  (orders and returns, issue 5)
 from accord.store import pim_tables as _pim_tables  # noqa: F401  (PIM tables, issue 3)
 from accord.store import sync_tables as _sync_tables  # noqa: F401  (channel-sync tables, issue 4)
 from accord.store.schema import metadata

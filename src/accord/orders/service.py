@@ -1,0 +1,1162 @@
+"""Order use cases: place → reserve → route → ship → deliver, cancel, refund, re-route, re-optimise, SLA, health.
+
+Every use case is one database transaction holding the order rows, the ledger movements (through
+``Engine.move_batch_in``) and the outbox events, so a failure anywhere writes nothing.
+
+Placement builds on channel sync's ingestion (``accord.sync.orders.OrderIngestor``): the order is recorded in
+``channel_orders`` and its stock reserved exactly as a webhook or polled order would be, then this service adds the
+lifecycle rows and routes it in the same transaction. Reservations moved by routing are a RELEASE + RESERVE batch.
+Ship confirmations are written as ``OrderShipmentRecorded`` outbox events (and ``shipments.confirm_state =
+pending``): the channel connector sends them from the sync worker — not wired yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from accord.app.engine import Config, Engine
+from accord.connectors.base import ChannelOrder
+from accord.connectors.base import OrderLine as ChannelOrderLine
+from accord.domain import events as ev
+from accord.domain.availability import LocationKind
+from accord.domain.errors import AlreadyExists, InsufficientStock, InvalidInput, NotFound
+from accord.domain.ledger import Movement, MovementKind
+from accord.domain.orders import (
+    AMAZON_BARS,
+    ORDER_EVENTS,
+    CancelReason,
+    ChannelHealth,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderTransition,
+    SlaAssessment,
+    SlaPolicy,
+    SlaState,
+    channel_health,
+    check_transition,
+    evaluate_sla,
+    new_order,
+    ship_by_for,
+)
+from accord.domain.orders import Shipment as DomainShipment
+from accord.orders.store import Sql, dumps, to_dt, to_ms
+from accord.routing import (
+    Allocation,
+    ChannelRules,
+    Network,
+    RouteLine,
+    RouteLocation,
+    RouteOrder,
+    RoutePlan,
+    Router,
+    RouterConfig,
+    Stock,
+)
+from accord.store import orders_tables as ot
+from accord.store import schema as t
+from accord.store import sync_tables as st
+from accord.store.db import Tx
+from accord.sync.orders import CANCELLED as INGEST_CANCELLED
+from accord.sync.orders import RESERVED as INGEST_RESERVED
+from accord.sync.orders import OrderIngestor
+
+S = OrderStatus
+OPEN = (S.PLACED, S.RESERVED, S.ROUTED, S.PARTIALLY_SHIPPED)
+MAX_LINES = 500
+MAX_REOPTIMISE = 2_000
+SHIPMENT_RECORDED = "OrderShipmentRecorded"  # for the channel connector: carrier + tracking back to the channel
+SLA_EVENTS = {SlaState.AT_RISK: "OrderSlaAtRisk", SlaState.BREACHED: "OrderSlaBreached"}
+
+# rough country centres: routing coordinates for locations with no row in routing_locations
+COUNTRY_CENTRES: dict[str, tuple[float, float]] = {
+    "US": (39.8, -98.6),
+    "CA": (56.1, -106.3),
+    "MX": (23.6, -102.6),
+    "BR": (-14.2, -51.9),
+    "GB": (54.0, -2.0),
+    "IE": (53.4, -8.2),
+    "FR": (46.2, 2.2),
+    "DE": (51.2, 10.4),
+    "NL": (52.1, 5.3),
+    "BE": (50.5, 4.5),
+    "ES": (40.5, -3.7),
+    "IT": (41.9, 12.6),
+    "PL": (51.9, 19.1),
+    "SE": (60.1, 18.6),
+    "JP": (36.2, 138.3),
+    "CN": (35.9, 104.2),
+    "IN": (20.6, 79.0),
+    "SG": (1.35, 103.82),
+    "MY": (4.2, 101.9),
+    "TH": (15.9, 100.9),
+    "ID": (-0.8, 113.9),
+    "PH": (12.9, 121.8),
+    "VN": (14.1, 108.3),
+    "AU": (-25.3, 133.8),
+    "AE": (23.4, 53.8),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceLine:
+    sku: str
+    qty: int
+    line_id: str | None = None
+    unit_price_minor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    region: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """PlaceOrder command. ``ship_by_ms``: the channel's own ship-by, else the channel's SLA policy decides."""
+
+    channel: str
+    lines: tuple[PlaceLine, ...]
+    order_id: str | None = None
+    placed_at_ms: int | None = None
+    ship_by_ms: int | None = None
+    destination: Destination | None = None
+
+
+@dataclass(slots=True)
+class _Loaded:
+    row: dict[str, Any]
+    order: Order
+    lines: list[dict[str, Any]]
+    allocs: list[dict[str, Any]]
+
+
+def _sum_by(items: Iterable[tuple[Any, int]]) -> dict[Any, int]:
+    out: dict[Any, int] = {}
+    for k, q in items:
+        out[k] = out.get(k, 0) + q
+    return out
+
+
+class OrderService:
+    """Order lifecycle over one database; build one per process (or per request) around the wired ``Engine``."""
+
+    def __init__(self, engine: Engine, router_config: RouterConfig | None = None) -> None:
+        self.engine = engine
+        self.db = engine.db
+        self.sql = Sql(self.db)
+        self.router_config = router_config or RouterConfig()
+        self._ingestor: OrderIngestor | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def ingestor(self) -> OrderIngestor:
+        if self._ingestor is None:
+            self._ingestor = OrderIngestor(self.engine, self.db)
+        return self._ingestor
+
+    def _now(self) -> int:
+        return self.engine.clock.now_ms()
+
+    def _emit(self, tx: Tx, events: Sequence[ev.Event], now: int) -> None:
+        self.sql.emit(tx, self.engine.sql.insert_outbox, events, now)
+
+    def _transition_event(self, row: dict[str, Any], tr: OrderTransition, **extra: Any) -> ev.Event:
+        data: dict[str, Any] = {
+            "order_id": tr.order_id,
+            "channel": row["channel_id"],
+            "channel_order_id": row["channel_order_id"],
+            "from": tr.from_status.value,
+            "to": tr.to_status.value,
+            "at": to_ms(tr.at),
+        }
+        if tr.detail:
+            data["detail"] = tr.detail
+        data.update(extra)
+        return ev.Event(tr.event, tr.order_id, data)
+
+    def _sla_policy(self, tx: Tx, channel: str) -> SlaPolicy:
+        r = self.sql.row(tx, sa.select(ot.sla_policies).where(ot.sla_policies.c.channel_id == channel))
+        return SlaPolicy() if r is None else SlaPolicy(r["handling_hours"], r["at_risk_hours"])
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_sla_policy(self, channel: str, policy: SlaPolicy) -> None:
+        policy.check()
+        if channel not in self.engine.config().channels:
+            raise NotFound("channel", channel)
+        with self.db.tx() as tx:
+            self.sql.run(tx, sa.delete(ot.sla_policies).where(ot.sla_policies.c.channel_id == channel))
+            self.sql.run(
+                tx,
+                sa.insert(ot.sla_policies).values(
+                    channel_id=channel, handling_hours=policy.handling_hours, at_risk_hours=policy.at_risk_hours
+                ),
+            )
+
+    def set_location_geo(
+        self, location: str, lat: float, lon: float, handling_days: float = 1.0, radius_km: float | None = None
+    ) -> None:
+        if location not in self.engine.config().locations:
+            raise NotFound("location", location)
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise InvalidInput(f"coordinates out of range: {lat}, {lon}")
+        if handling_days < 0 or (radius_km is not None and radius_km <= 0):
+            raise InvalidInput("handling days must be zero or more and a radius positive")
+        rl = ot.routing_locations
+        with self.db.tx() as tx:
+            self.sql.run(tx, sa.delete(rl).where(rl.c.location_id == location))
+            self.sql.run(
+                tx,
+                sa.insert(rl).values(
+                    location_id=location, lat=lat, lon=lon, handling_days=handling_days, radius_km=radius_km
+                ),
+            )
+
+    def set_channel_routing(
+        self,
+        channel: str,
+        *,
+        max_splits: int = 2,
+        quick_commerce: bool = False,
+        dark_store_radius_km: float = 10.0,
+        promise_days: float = 3.0,
+    ) -> None:
+        if channel not in self.engine.config().channels:
+            raise NotFound("channel", channel)
+        if max_splits < 0 or dark_store_radius_km <= 0 or promise_days <= 0:
+            raise InvalidInput("max splits must be ≥ 0, radius and promise days positive")
+        rc = ot.routing_channels
+        with self.db.tx() as tx:
+            self.sql.run(tx, sa.delete(rc).where(rc.c.channel_id == channel))
+            self.sql.run(
+                tx,
+                sa.insert(rc).values(
+                    channel_id=channel,
+                    max_splits=max_splits,
+                    quick_commerce=quick_commerce,
+                    dark_store_radius_km=dark_store_radius_km,
+                    promise_days=promise_days,
+                ),
+            )
+
+    def network(self, tx: Tx, cfg: Config) -> Network:
+        """The routing network from the engine's locations and channels plus the routing config tables."""
+        geo = {r["location_id"]: r for r in self.sql.rows(tx, sa.select(ot.routing_locations))}
+        chans = {r["channel_id"]: r for r in self.sql.rows(tx, sa.select(ot.routing_channels))}
+        locs: dict[str, RouteLocation] = {}
+        for loc in cfg.locations.values():
+            g = geo.get(loc.id)
+            if g is not None:
+                lat, lon, handling, radius = g["lat"], g["lon"], g["handling_days"], g["radius_km"]
+            else:
+                lat, lon = COUNTRY_CENTRES.get(loc.country, (0.0, 0.0))
+                handling = 0.1 if loc.kind is LocationKind.DARK_STORE else 1.0
+                radius = None
+            locs[loc.id] = RouteLocation(
+                loc.id, loc.kind, loc.region, float(lat), float(lon), loc.owner_channel, float(handling), radius
+            )
+        rules: dict[str, ChannelRules] = {}
+        for ch_id in cfg.channels:
+            c = chans.get(ch_id)
+            eligible = cfg.eligible.get(ch_id, ())
+            if c is None:
+                rules[ch_id] = ChannelRules(ch_id, eligible)
+            else:
+                rules[ch_id] = ChannelRules(
+                    ch_id, eligible, c["max_splits"], bool(c["quick_commerce"]), float(c["dark_store_radius_km"])
+                )
+        return Network(locs, rules)
+
+    def _promise_days(self, tx: Tx, channel: str) -> float:
+        rc = ot.routing_channels
+        r = self.sql.row(tx, sa.select(rc.c.promise_days).where(rc.c.channel_id == channel))
+        return 3.0 if r is None else float(r["promise_days"])
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, tx: Tx, order_id: str, *, lock: bool = False) -> _Loaded:
+        q = sa.select(ot.orders).where(ot.orders.c.id == order_id)
+        row = self.sql.row(tx, self.sql.lock(q) if lock else q)
+        if row is None:
+            raise NotFound("order", order_id)
+        return self._assemble([row], tx)[0]
+
+    def _assemble(self, rows: list[dict[str, Any]], tx: Tx) -> list[_Loaded]:
+        ids = [r["id"] for r in rows]
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for r in self.sql.rows_in(tx, ot.order_lines, "order_id", ids, ot.order_lines.c.seq):
+            lines.setdefault(r["order_id"], []).append(r)
+        allocs: dict[str, list[dict[str, Any]]] = {}
+        for r in self.sql.rows_in(tx, ot.order_allocations, "order_id", ids):
+            allocs.setdefault(r["order_id"], []).append(r)
+        ships: dict[str, list[DomainShipment]] = {}
+        for r in self.sql.rows_in(tx, ot.shipments, "order_id", ids, ot.shipments.c.shipped_at, ot.shipments.c.id):
+            ships.setdefault(r["order_id"], []).append(
+                DomainShipment(
+                    r["id"],
+                    r["location_id"],
+                    orjson.loads(r["lines"]),
+                    r["carrier"],
+                    r["tracking"],
+                    to_dt(r["shipped_at"]),
+                )
+            )
+        out: list[_Loaded] = []
+        for r in rows:
+            my_lines = lines.get(r["id"], [])
+            order = Order(
+                r["id"],
+                r["channel_id"],
+                to_dt(r["placed_at"]),
+                tuple(OrderLine(ln["line_id"], ln["sku_id"], ln["qty"]) for ln in my_lines),
+                to_dt(r["ship_by"]),
+                S(r["status"]),
+                ships.get(r["id"], []),
+                CancelReason(r["cancel_reason"]) if r["cancel_reason"] else None,
+                to_dt(r["cancelled_at"]) if r["cancelled_at"] is not None else None,
+                to_dt(r["delivered_at"]) if r["delivered_at"] is not None else None,
+            )
+            out.append(_Loaded(r, order, my_lines, allocs.get(r["id"], [])))
+        return out
+
+    def _save_status(self, tx: Tx, lo: _Loaded, now: int, **extra: Any) -> None:
+        o = lo.order
+        vals: dict[str, Any] = {"status": o.status.value, "updated_at": now, **extra}
+        if o.cancel_reason is not None:
+            vals["cancel_reason"] = o.cancel_reason.value
+        if o.cancelled_at is not None:
+            vals["cancelled_at"] = to_ms(o.cancelled_at)
+        if o.delivered_at is not None:
+            vals["delivered_at"] = to_ms(o.delivered_at)
+        self.sql.run(tx, sa.update(ot.orders).where(ot.orders.c.id == o.id).values(**vals))
+
+    # ------------------------------------------------------------------ place
+
+    def place(self, cmd: PlaceOrder) -> dict[str, Any]:
+        """PlaceOrder: validate, record, reserve at once (ledger, same transaction), route. Returns ``show``."""
+        cfg = self.engine.config()
+        if not cmd.lines:
+            raise InvalidInput("order has no lines")
+        if len(cmd.lines) > MAX_LINES:
+            raise InvalidInput(f"an order holds at most {MAX_LINES} lines, got {len(cmd.lines)}")
+        order_id = cmd.order_id or self.engine.ids.new("ORD")
+        now = self._now()
+        placed_ms = cmd.placed_at_ms if cmd.placed_at_ms is not None else now
+        lines = tuple(OrderLine(pl.line_id or str(i + 1), pl.sku, pl.qty) for i, pl in enumerate(cmd.lines))
+        for pl in cmd.lines:
+            if pl.unit_price_minor < 0:
+                raise InvalidInput(f"unit price of {pl.sku} must be zero or more, got {pl.unit_price_minor}")
+        if cmd.destination is not None and not (
+            -90 <= cmd.destination.lat <= 90 and -180 <= cmd.destination.lon <= 180
+        ):
+            raise InvalidInput("destination coordinates out of range")
+        with self.db.tx() as tx:
+            skus = {ln.sku for ln in lines}
+            known = {r["id"] for r in self.sql.rows(tx, sa.select(t.skus.c.id).where(t.skus.c.id.in_(sorted(skus))))}
+            policy = self._sla_policy(tx, cmd.channel) if cmd.channel in cfg.channels else SlaPolicy()
+            placed_at = to_dt(placed_ms)
+            channel_ship_by = to_dt(cmd.ship_by_ms) if cmd.ship_by_ms is not None else None
+            order, placed_tr = new_order(
+                order_id,
+                cmd.channel,
+                placed_at,
+                lines,
+                ship_by_for(placed_at, channel_ship_by, policy),
+                known_channels=cfg.channels,
+                known_skus=known,
+            )
+            o, co = ot.orders, st.channel_orders
+            if self.sql.row(tx, sa.select(o.c.id).where(o.c.id == order_id)) is not None or (
+                self.sql.row(
+                    tx,
+                    sa.select(co.c.status).where(co.c.channel_id == cmd.channel, co.c.channel_order_id == order_id),
+                )
+                is not None
+            ):
+                raise AlreadyExists(f"order {order_id!r} already exists on {cmd.channel}")
+            ingested = self.ingestor.ingest(
+                tx,
+                cmd.channel,
+                ChannelOrder(
+                    order_id,
+                    placed_at,
+                    "placed",
+                    tuple(ChannelOrderLine(ln.sku, ln.qty, None, ln.line_id) for ln in lines),
+                ),
+                "api",
+            )
+            dest = cmd.destination or self._default_destination(tx, cfg, cmd.channel)
+            self.sql.run(
+                tx,
+                sa.insert(o).values(
+                    id=order_id,
+                    channel_id=cmd.channel,
+                    channel_order_id=order_id,
+                    status=S.PLACED.value,
+                    placed_at=placed_ms,
+                    ship_by=to_ms(order.ship_by),
+                    dest_region=dest.region,
+                    dest_lat=dest.lat,
+                    dest_lon=dest.lon,
+                    promise_days=self._promise_days(tx, cmd.channel),
+                    route_seq=0,
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+            for i, (ln, pl) in enumerate(zip(lines, cmd.lines, strict=True)):
+                self.sql.run(
+                    tx,
+                    sa.insert(ot.order_lines).values(
+                        order_id=order_id,
+                        line_id=ln.line_id,
+                        seq=i,
+                        sku_id=ln.sku,
+                        qty=ln.qty,
+                        unit_price_minor=pl.unit_price_minor,
+                    ),
+                )
+            row = self.sql.row(tx, sa.select(o).where(o.c.id == order_id))
+            assert row is not None
+            lo = _Loaded(row, order, [], [])
+            events = [
+                self._transition_event(
+                    row,
+                    placed_tr,
+                    lines=[{"line_id": ln.line_id, "sku": ln.sku, "qty": ln.qty} for ln in lines],
+                    ship_by=to_ms(order.ship_by),
+                )
+            ]
+            if ingested.status == INGEST_CANCELLED:
+                tr = order.cancel(to_dt(now), CancelReason.SELLER)
+                events.append(self._transition_event(row, tr, reason=ingested.reason))
+                self._save_status(tx, lo, now)
+                self._emit(tx, events, now)
+            elif ingested.status == INGEST_RESERVED:
+                lo.lines = self.sql.rows(
+                    tx,
+                    sa.select(ot.order_lines)
+                    .where(ot.order_lines.c.order_id == order_id)
+                    .order_by(ot.order_lines.c.seq),
+                )
+                ing = self.sql.row(
+                    tx, sa.select(co.c.lines).where(co.c.channel_id == cmd.channel, co.c.channel_order_id == order_id)
+                )
+                assert ing is not None
+                for ln_json in orjson.loads(ing["lines"]):
+                    for loc, q in ln_json["allocations"].items():
+                        self.sql.run(
+                            tx,
+                            sa.insert(ot.order_allocations).values(
+                                order_id=order_id,
+                                line_id=ln_json["line_id"],
+                                location_id=loc,
+                                sku_id=ln_json["sku"],
+                                qty_reserved=int(q),
+                                qty_shipped=0,
+                            ),
+                        )
+                lo.allocs = self.sql.rows(
+                    tx, sa.select(ot.order_allocations).where(ot.order_allocations.c.order_id == order_id)
+                )
+                tr = order.reserve(to_dt(now))
+                events.append(
+                    self._transition_event(row, tr, reservations=self._alloc_json(lo.allocs, reserved_only=True))
+                )
+                self._emit(tx, events, now)
+                self._route_in(tx, cfg, lo, now, cause="placed")
+            else:  # pragma: no cover - validated above, so the ingestor never holds
+                raise InvalidInput(f"order {order_id} could not be placed: {ingested.reason}")
+        return self.show(order_id)
+
+    def _default_destination(self, tx: Tx, cfg: Config, channel: str) -> Destination:
+        """No address given: assume the buyer is near the channel's first fulfilling location."""
+        ch = cfg.channels[channel]
+        eligible = cfg.eligible.get(channel, ())
+        if eligible:
+            net_loc = self.network(tx, cfg).locations[eligible[0]]
+            return Destination(ch.region, net_loc.lat, net_loc.lon)
+        return Destination(ch.region, 0.0, 0.0)
+
+    @staticmethod
+    def _alloc_json(allocs: list[dict[str, Any]], reserved_only: bool = False) -> list[dict[str, Any]]:
+        return [
+            {
+                "line_id": a["line_id"],
+                "sku": a["sku_id"],
+                "location": a["location_id"],
+                "qty_reserved": a["qty_reserved"],
+                "qty_shipped": a["qty_shipped"],
+            }
+            for a in allocs
+            if not reserved_only or a["qty_reserved"] > 0
+        ]
+
+    # ------------------------------------------------------------------ routing
+
+    def _route_order(self, lo: _Loaded) -> RouteOrder:
+        """The order's still-reserved units as a routing problem."""
+        open_by_line = _sum_by((a["line_id"], a["qty_reserved"]) for a in lo.allocs)
+        lines = tuple(
+            RouteLine(ln["line_id"], ln["sku_id"], open_by_line[ln["line_id"]])
+            for ln in lo.lines
+            if open_by_line.get(ln["line_id"], 0) > 0
+        )
+        r = lo.row
+        return RouteOrder(
+            r["id"],
+            r["channel_id"],
+            lines,
+            r["dest_region"],
+            float(r["dest_lat"]),
+            float(r["dest_lon"]),
+            float(r["promise_days"]),
+        )
+
+    def _available(self, tx: Tx, skus: Iterable[str]) -> Stock:
+        b = t.balances
+        wanted = sorted(set(skus))
+        stock: Stock = {}
+        for i in range(0, len(wanted), 500):
+            q = sa.select(b.c.sku_id, b.c.location_id, b.c.on_hand, b.c.committed).where(
+                b.c.sku_id.in_(wanted[i : i + 500])
+            )
+            for r in self.sql.rows(tx, q):
+                stock[(r["sku_id"], r["location_id"])] = int(r["on_hand"]) - int(r["committed"])
+        return stock
+
+    @staticmethod
+    def _current_plan(lo: _Loaded) -> RoutePlan:
+        allocations = tuple(
+            Allocation(a["line_id"], a["sku_id"], a["location_id"], a["qty_reserved"])
+            for a in lo.allocs
+            if a["qty_reserved"] > 0
+        )
+        return RoutePlan(lo.row["id"], lo.row["channel_id"], allocations, (), 0, 0.0, 0, 0.0, "stored")
+
+    def _moves_for(self, lo: _Loaded, plan: RoutePlan, seq: int) -> tuple[list[Movement], list[Movement]]:
+        """RELEASE where the plan holds fewer units than now, RESERVE where it holds more."""
+        have = {(a["line_id"], a["location_id"]): a["qty_reserved"] for a in lo.allocs}
+        want = _sum_by(((a.line_id, a.location), a.qty) for a in plan.allocations)
+        sku_of = {ln["line_id"]: ln["sku_id"] for ln in lo.lines}
+        r = lo.row
+        base = f"order:{r['channel_id']}:{r['channel_order_id']}"
+        ref = f"{r['channel_id']}:{r['channel_order_id']}"
+        releases: list[Movement] = []
+        reserves: list[Movement] = []
+        for key in sorted(set(have) | set(want)):
+            line_id, loc = key
+            d = want.get(key, 0) - have.get(key, 0)
+            if d < 0:
+                releases.append(
+                    Movement(
+                        MovementKind.RELEASE,
+                        sku_of[line_id],
+                        loc,
+                        -d,
+                        f"{base}:{line_id}:r{seq}:{loc}:release",
+                        ref=ref,
+                    )
+                )
+            elif d > 0:
+                reserves.append(
+                    Movement(
+                        MovementKind.RESERVE, sku_of[line_id], loc, d, f"{base}:{line_id}:r{seq}:{loc}:reserve", ref=ref
+                    )
+                )
+        return releases, reserves
+
+    def _write_allocs(self, tx: Tx, lo: _Loaded, plan: RoutePlan) -> None:
+        oa = ot.order_allocations
+        want = _sum_by(((a.line_id, a.location), a.qty) for a in plan.allocations)
+        sku_of = {ln["line_id"]: ln["sku_id"] for ln in lo.lines}
+        seen: set[tuple[str, str]] = set()
+        oid = lo.row["id"]
+        for a in lo.allocs:
+            key = (a["line_id"], a["location_id"])
+            seen.add(key)
+            q = want.get(key, 0)
+            where = sa.and_(oa.c.order_id == oid, oa.c.line_id == key[0], oa.c.location_id == key[1])
+            if q == 0 and a["qty_shipped"] == 0:
+                self.sql.run(tx, sa.delete(oa).where(where))
+            elif q != a["qty_reserved"]:
+                self.sql.run(tx, sa.update(oa).where(where).values(qty_reserved=q))
+        for (line_id, loc), q in sorted(want.items()):
+            if (line_id, loc) not in seen and q > 0:
+                self.sql.run(
+                    tx,
+                    sa.insert(oa).values(
+                        order_id=oid,
+                        line_id=line_id,
+                        location_id=loc,
+                        sku_id=sku_of[line_id],
+                        qty_reserved=q,
+                        qty_shipped=0,
+                    ),
+                )
+        lo.allocs = self.sql.rows(tx, sa.select(oa).where(oa.c.order_id == oid))
+        self._sync_channel_order_lines(tx, lo)
+
+    def _sync_channel_order_lines(self, tx: Tx, lo: _Loaded) -> None:
+        """Keep channel sync's view of the order (its lines' allocations) equal to the reservations held."""
+        co = st.channel_orders
+        r = lo.row
+        by_line: dict[str, dict[str, int]] = {}
+        for a in lo.allocs:
+            if a["qty_reserved"] > 0:
+                by_line.setdefault(a["line_id"], {})[a["location_id"]] = a["qty_reserved"]
+        lines = [
+            {
+                "sku": ln["sku_id"],
+                "qty": ln["qty"],
+                "line_id": ln["line_id"],
+                "allocations": by_line.get(ln["line_id"], {}),
+            }
+            for ln in lo.lines
+        ]
+        self.sql.run(
+            tx,
+            sa.update(co)
+            .where(co.c.channel_id == r["channel_id"], co.c.channel_order_id == r["channel_order_id"])
+            .values(lines=dumps(lines), updated_at=self._now()),
+        )
+
+    def _record_route(
+        self, tx: Tx, lo: _Loaded, plan: RoutePlan, seq: int, cause: str, now: int, note: str = ""
+    ) -> None:
+        text = plan.explain() + (f"\n{note}" if note else "")
+        self.sql.run(
+            tx,
+            sa.insert(ot.order_routes).values(
+                order_id=lo.row["id"],
+                seq=seq,
+                method=plan.method[:48],
+                allocations=dumps(
+                    [
+                        {"line_id": a.line_id, "sku": a.sku, "location": a.location, "qty": a.qty}
+                        for a in plan.allocations
+                    ]
+                ),
+                shipments=plan.shipments,
+                shipping_cost=plan.shipping_cost,
+                sla_misses=plan.sla_misses,
+                objective=plan.objective,
+                explanation=text,
+                cause=cause[:64],
+                created_at=now,
+            ),
+        )
+
+    def _apply_plan(
+        self, tx: Tx, lo: _Loaded, plan: RoutePlan, now: int, cause: str, moves: bool = True, note: str = ""
+    ) -> ev.Event:
+        """Write a routing decision: allocations, route row, order status (routed) and its OrderRouted event.
+        ``moves``: apply this order's release + reserve batch here (re-optimisation batches them across orders)."""
+        seq = int(lo.row["route_seq"]) + 1
+        if moves:
+            releases, reserves = self._moves_for(lo, plan, seq)
+            self.engine.move_batch_in(tx, releases + reserves)
+        self._write_allocs(tx, lo, plan)
+        self._record_route(tx, lo, plan, seq, cause, now, note)
+        at = to_dt(now)
+        detail = f"{plan.method}: {', '.join(plan.locations)}"
+        if lo.order.status is S.PARTIALLY_SHIPPED:
+            check_transition(S.PARTIALLY_SHIPPED, S.PARTIALLY_SHIPPED)
+            tr = OrderTransition(
+                lo.order.id, S.PARTIALLY_SHIPPED, S.PARTIALLY_SHIPPED, at, ORDER_EVENTS[S.ROUTED], detail
+            )
+        else:
+            tr = lo.order.route(at, detail)
+        lo.row["route_seq"] = seq
+        self._save_status(tx, lo, now, route_seq=seq)
+        return self._transition_event(
+            lo.row,
+            tr,
+            cause=cause,
+            method=plan.method,
+            locations=list(plan.locations),
+            shipments=plan.shipments,
+            shipping_cost=plan.shipping_cost,
+            allocations=[{"line_id": a.line_id, "location": a.location, "qty": a.qty} for a in plan.allocations],
+        )
+
+    def _route_in(self, tx: Tx, cfg: Config, lo: _Loaded, now: int, cause: str) -> RoutePlan:
+        router = Router(self.network(tx, cfg), self.router_config)
+        ro = self._route_order(lo)
+        stock = self._available(tx, (ln.sku for ln in ro.lines))
+        for a in lo.allocs:  # this order's own reservations may move
+            if a["qty_reserved"] > 0:
+                k = (a["sku_id"], a["location_id"])
+                stock[k] = stock.get(k, 0) + a["qty_reserved"]
+        plan = router.route(ro, stock)
+        note = ""
+        if plan.unfilled:
+            # the router's rules (e.g. dark stores only for quick commerce) exclude part of what was reserved:
+            # keep the reservation made at placement rather than lose units
+            note = (
+                "router could not place "
+                + ", ".join(f"{q} of line {lid}" for lid, q in plan.unfilled)
+                + " within the channel's routing rules; kept the reservation made at placement"
+            )
+            kept = self._current_plan(lo)
+            plan = RoutePlan(
+                kept.order_id,
+                kept.channel,
+                kept.allocations,
+                (),
+                len({a.location for a in kept.allocations}),
+                plan.shipping_cost,
+                plan.sla_misses,
+                plan.objective,
+                "kept-reservation",
+                plan.explanation,
+            )
+        self._emit(tx, [self._apply_plan(tx, lo, plan, now, cause, note=note)], now)
+        return plan
+
+    def route(self, order_id: str) -> dict[str, Any]:
+        """Route (or route again) an order that is reserved or routed and not yet shipping."""
+        cfg = self.engine.config()
+        with self.db.tx() as tx:
+            lo = self._load(tx, order_id, lock=True)
+            if lo.order.status not in (S.RESERVED, S.ROUTED):
+                check_transition(lo.order.status, S.ROUTED)
+            self._route_in(tx, cfg, lo, self._now(), cause="manual")
+        return self.show(order_id)
+
+    def reroute(self, order_id: str, failed_location: str) -> dict[str, Any]:
+        """``failed_location`` cannot ship its part: release those units there and reserve them elsewhere."""
+        cfg = self.engine.config()
+        if failed_location not in cfg.locations:
+            raise NotFound("location", failed_location)
+        with self.db.tx() as tx:
+            lo = self._load(tx, order_id, lock=True)
+            if lo.order.status not in (S.ROUTED, S.PARTIALLY_SHIPPED):
+                check_transition(lo.order.status, S.ROUTED)
+            current = self._current_plan(lo)
+            if not any(a.location == failed_location for a in current.allocations):
+                raise InvalidInput(f"order {order_id} has nothing waiting to ship at {failed_location}")
+            router = Router(self.network(tx, cfg), self.router_config)
+            ro = self._route_order(lo)
+            stock = self._available(tx, (ln.sku for ln in ro.lines))
+            for k in list(stock):
+                if k[1] == failed_location:
+                    stock[k] = 0
+            plan = router.reroute(ro, current, failed_location, stock)
+            if plan.unfilled:
+                short = ", ".join(f"{q} of line {lid}" for lid, q in plan.unfilled)
+                raise InsufficientStock(
+                    f"cannot re-route order {order_id} away from {failed_location}: no other eligible location has "
+                    f"{short}; cancel the order or receive stock"
+                )
+            now = self._now()
+            self._emit(tx, [self._apply_plan(tx, lo, plan, now, f"reroute:{failed_location}")], now)
+        return self.show(order_id)
+
+    def reoptimise(self, limit: int = MAX_REOPTIMISE) -> dict[str, Any]:
+        """Batch re-optimisation of routed, unreleased (nothing shipped) orders against current stock; call it
+        when stock changes. Orders whose locations change get one RELEASE + RESERVE batch and an OrderRouted."""
+        if not 0 < limit <= MAX_REOPTIMISE:
+            raise InvalidInput(f"limit must be 1-{MAX_REOPTIMISE}, got {limit}")
+        cfg = self.engine.config()
+        with self.db.tx() as tx:
+            o = ot.orders
+            q = self.sql.lock(
+                sa.select(o).where(o.c.status == S.ROUTED.value).order_by(o.c.ship_by, o.c.id).limit(limit)
+            )
+            loaded = [lo for lo in self._assemble(self.sql.rows(tx, q), tx) if not lo.order.shipments]
+            if not loaded:
+                return {"orders": 0, "changed": [], "method": "none", "objective_before": None, "objective_after": None}
+            router = Router(self.network(tx, cfg), self.router_config)
+            ros = [self._route_order(lo) for lo in loaded]
+            current = {lo.row["id"]: self._current_plan(lo) for lo in loaded}
+            stock = self._available(tx, (ln.sku for ro in ros for ln in ro.lines))
+            result = router.reoptimise(ros, stock, current)
+            now = self._now()
+            changed = [
+                lo for lo in loaded if lo.row["id"] in result.changed and not result.plans[lo.row["id"]].unfilled
+            ]
+            releases: list[Movement] = []
+            reserves: list[Movement] = []
+            for lo in changed:
+                rel, res = self._moves_for(lo, result.plans[lo.row["id"]], int(lo.row["route_seq"]) + 1)
+                releases += rel
+                reserves += res
+            self.engine.move_batch_in(tx, releases + reserves)
+            events = [
+                self._apply_plan(tx, lo, result.plans[lo.row["id"]], now, "reoptimised", moves=False) for lo in changed
+            ]
+            self._emit(tx, events, now)
+        return {
+            "orders": len(loaded),
+            "changed": [lo.row["id"] for lo in changed],
+            "method": result.method,
+            "objective_before": result.objective_before,
+            "objective_after": result.objective_after,
+        }
+
+    # ------------------------------------------------------------------ ship, deliver, cancel, refund
+
+    def ship(
+        self,
+        order_id: str,
+        location: str,
+        carrier: str,
+        tracking: str,
+        lines: Mapping[str, int] | None = None,
+        shipment_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A parcel left ``location``: SHIP from committed, the shipment with carrier and tracking, and the ship
+        confirmation for the channel (``OrderShipmentRecorded``) — one transaction."""
+        if not carrier.strip() or not tracking.strip():
+            raise InvalidInput("a shipment needs a carrier and a tracking number")
+        if len(carrier) > 64 or len(tracking) > 64:
+            raise InvalidInput("carrier and tracking number are at most 64 characters")
+        with self.db.tx() as tx:
+            lo = self._load(tx, order_id, lock=True)
+            if lo.order.status not in (S.ROUTED, S.PARTIALLY_SHIPPED):
+                check_transition(lo.order.status, S.SHIPPED)
+            held = {a["line_id"]: a["qty_reserved"] for a in lo.allocs if a["location_id"] == location}
+            wanted = dict(lines) if lines else {k: v for k, v in held.items() if v > 0}
+            if not wanted:
+                raise InvalidInput(f"order {order_id} has nothing waiting to ship at {location}")
+            for line_id, q in wanted.items():
+                lo.order.line(line_id)  # unknown line → NotFound
+                if not isinstance(q, int) or isinstance(q, bool) or q <= 0:
+                    raise InvalidInput(
+                        f"shipped quantity for line {line_id} must be a positive whole number, got {q!r}"
+                    )
+                if q > held.get(line_id, 0):
+                    raise InvalidInput(
+                        f"order {order_id} line {line_id}: shipping {q} from {location} but only "
+                        f"{held.get(line_id, 0)} reserved there"
+                    )
+            now = self._now()
+            sid = shipment_id or f"{order_id}-S{len(lo.order.shipments) + 1}"
+            if self.sql.row(tx, sa.select(ot.shipments.c.id).where(ot.shipments.c.id == sid)) is not None:
+                raise AlreadyExists(f"shipment {sid!r} already exists")
+            shipment = DomainShipment(sid, location, wanted, carrier.strip(), tracking.strip(), to_dt(now))
+            tr = lo.order.ship(shipment)
+            r = lo.row
+            sku_of = {ln["line_id"]: ln["sku_id"] for ln in lo.lines}
+            base = f"order:{r['channel_id']}:{r['channel_order_id']}"
+            ref = f"{r['channel_id']}:{r['channel_order_id']}"
+            self.engine.move_batch_in(
+                tx,
+                [
+                    Movement(MovementKind.SHIP, sku_of[lid], location, q, f"{base}:{lid}:ship:{sid}", ref=ref)
+                    for lid, q in sorted(wanted.items())
+                ],
+            )
+            oa = ot.order_allocations
+            for a in lo.allocs:
+                q = wanted.get(a["line_id"], 0) if a["location_id"] == location else 0
+                if q:
+                    self.sql.run(
+                        tx,
+                        sa.update(oa)
+                        .where(oa.c.order_id == order_id, oa.c.line_id == a["line_id"], oa.c.location_id == location)
+                        .values(qty_reserved=a["qty_reserved"] - q, qty_shipped=a["qty_shipped"] + q),
+                    )
+            self.sql.run(
+                tx,
+                sa.insert(ot.shipments).values(
+                    id=sid,
+                    order_id=order_id,
+                    location_id=location,
+                    carrier=shipment.carrier,
+                    tracking=shipment.tracking,
+                    lines=dumps(wanted),
+                    shipped_at=now,
+                    confirm_state="pending",
+                ),
+            )
+            lo.allocs = self.sql.rows(tx, sa.select(oa).where(oa.c.order_id == order_id))
+            self._sync_channel_order_lines(tx, lo)
+            self._save_status(tx, lo, now)
+            ship_data = {
+                "shipment_id": sid,
+                "location": location,
+                "carrier": shipment.carrier,
+                "tracking": shipment.tracking,
+                "lines": [{"line_id": lid, "sku": sku_of[lid], "qty": q} for lid, q in sorted(wanted.items())],
+            }
+            confirmation = ev.Event(
+                SHIPMENT_RECORDED,
+                r["channel_id"],
+                {
+                    "channel": r["channel_id"],
+                    "channel_order_id": r["channel_order_id"],
+                    "order_id": order_id,
+                    **ship_data,
+                },
+            )
+            self._emit(tx, [self._transition_event(r, tr, shipment=ship_data), confirmation], now)
+        return self.show(order_id)
+
+    def deliver(self, order_id: str) -> dict[str, Any]:
+        with self.db.tx() as tx:
+            lo = self._load(tx, order_id, lock=True)
+            now = self._now()
+            tr = lo.order.deliver(to_dt(now))
+            self._save_status(tx, lo, now)
+            self._emit(tx, [self._transition_event(lo.row, tr)], now)
+        return self.show(order_id)
+
+    def cancel(self, order_id: str, reason: CancelReason = CancelReason.SELLER) -> dict[str, Any]:
+        """Cancel what has not shipped: every reservation still held is released in the same transaction.
+        A seller cancellation is queued for the channel (``channel_orders.cancel_state = pending``)."""
+        with self.db.tx() as tx:
+            lo = self._load(tx, order_id, lock=True)
+            now = self._now()
+            tr = lo.order.cancel(to_dt(now), reason)
+            r = lo.row
+            base = f"order:{r['channel_id']}:{r['channel_order_id']}"
+            ref = f"{r['channel_id']}:{r['channel_order_id']}"
+            moves = [
+                Movement(
+                    MovementKind.RELEASE,
+                    a["sku_id"],
+                    a["location_id"],
+                    a["qty_reserved"],
+                    f"{base}:{a['line_id']}:cancel:{a['location_id']}",
+                    reason=f"cancelled ({reason.value})",
+                    ref=ref,
+                )
+                for a in sorted(lo.allocs, key=lambda a: (a["line_id"], a["location_id"]))
+                if a["qty_reserved"] > 0
+            ]
+            self.engine.move_batch_in(tx, moves)
+            oa = ot.order_allocations
+            self.sql.run(tx, sa.update(oa).where(oa.c.order_id == order_id).values(qty_reserved=0))
+            co = st.channel_orders
+            self.sql.run(
+                tx,
+                sa.update(co)
+                .where(co.c.channel_id == r["channel_id"], co.c.channel_order_id == r["channel_order_id"])
+                .values(
+                    status=INGEST_CANCELLED,
+                    reason=f"cancelled by {reason.value}",
+                    cancel_state="pending" if reason is CancelReason.SELLER else None,
+                    updated_at=now,
+                ),
+            )
+            self._save_status(tx, lo, now)
+            released = [{"sku": m.sku, "location": m.location, "qty": m.qty} for m in moves]
+            self._emit(tx, [self._transition_event(r, tr, reason=reason.value, released=released)], now)
+        return self.show(order_id)
+
+    def refund(self, order_id: str) -> dict[str, Any]:
+        with self.db.tx() as tx:
+            lo = self._load(tx, order_id, lock=True)
+            now = self._now()
+            tr = lo.order.refund(to_dt(now))
+            self._save_status(tx, lo, now, refunded_at=now)
+            self._emit(tx, [self._transition_event(lo.row, tr)], now)
+        return self.show(order_id)
+
+    # ------------------------------------------------------------------ reads
+
+    def show(self, order_id: str) -> dict[str, Any]:
+        with self.db.read() as tx:
+            lo = self._load(tx, order_id)
+            routes = self.sql.rows(
+                tx,
+                sa.select(
+                    ot.order_routes.c.seq,
+                    ot.order_routes.c.method,
+                    ot.order_routes.c.cause,
+                    ot.order_routes.c.shipments,
+                    ot.order_routes.c.shipping_cost,
+                    ot.order_routes.c.created_at,
+                )
+                .where(ot.order_routes.c.order_id == order_id)
+                .order_by(ot.order_routes.c.seq),
+            )
+            ships = self.sql.rows(
+                tx,
+                sa.select(ot.shipments).where(ot.shipments.c.order_id == order_id).order_by(ot.shipments.c.shipped_at),
+            )
+        r = lo.row
+        return {
+            "id": r["id"],
+            "channel": r["channel_id"],
+            "channel_order_id": r["channel_order_id"],
+            "status": r["status"],
+            "placed_at": r["placed_at"],
+            "ship_by": r["ship_by"],
+            "destination": {"region": r["dest_region"], "lat": r["dest_lat"], "lon": r["dest_lon"]},
+            "cancel_reason": r["cancel_reason"],
+            "delivered_at": r["delivered_at"],
+            "lines": [
+                {
+                    "line_id": ln["line_id"],
+                    "sku": ln["sku_id"],
+                    "qty": ln["qty"],
+                    "unit_price_minor": ln["unit_price_minor"],
+                }
+                for ln in lo.lines
+            ],
+            "allocations": self._alloc_json(sorted(lo.allocs, key=lambda a: (a["line_id"], a["location_id"]))),
+            "shipments": [
+                {
+                    "id": s["id"],
+                    "location": s["location_id"],
+                    "carrier": s["carrier"],
+                    "tracking": s["tracking"],
+                    "lines": orjson.loads(s["lines"]),
+                    "shipped_at": s["shipped_at"],
+                    "confirm_state": s["confirm_state"],
+                }
+                for s in ships
+            ],
+            "routes": routes,
+        }
+
+    def list_orders(
+        self, channel: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        if status is not None and status not in {s.value for s in S}:
+            raise InvalidInput(f"unknown order status {status!r}; one of {', '.join(s.value for s in S)}")
+        if not 0 < limit <= 10_000:
+            raise InvalidInput(f"limit must be 1-10000, got {limit}")
+        o = ot.orders
+        q = sa.select(o.c.id, o.c.channel_id, o.c.status, o.c.placed_at, o.c.ship_by).order_by(o.c.placed_at, o.c.id)
+        if channel:
+            q = q.where(o.c.channel_id == channel)
+        if status:
+            q = q.where(o.c.status == status)
+        with self.db.read() as tx:
+            return [
+                {
+                    "id": r["id"],
+                    "channel": r["channel_id"],
+                    "status": r["status"],
+                    "placed_at": r["placed_at"],
+                    "ship_by": r["ship_by"],
+                }
+                for r in self.sql.rows(tx, q.limit(limit))
+            ]
+
+    def explain(self, order_id: str) -> str:
+        """Why each line went where it went: the latest routing decision, after the list of earlier ones."""
+        with self.db.read() as tx:
+            lo = self._load(tx, order_id)
+            routes = self.sql.rows(
+                tx,
+                sa.select(ot.order_routes)
+                .where(ot.order_routes.c.order_id == order_id)
+                .order_by(ot.order_routes.c.seq),
+            )
+        if not routes:
+            return f"order {order_id} ({lo.row['status']}) has not been routed"
+        out = [f"order {order_id} ({lo.row['status']}): {len(routes)} routing decision(s)"]
+        for r in routes[:-1]:
+            out.append(
+                f"  #{r['seq']} {r['cause']}: {r['method']}, {r['shipments']} shipment(s), "
+                f"cost {r['shipping_cost']:.2f}"
+            )
+        last = routes[-1]
+        out.append(f"latest #{last['seq']} ({last['cause']}):")
+        out.append(last["explanation"])
+        return "\n".join(out)
+
+    # ------------------------------------------------------------------ SLA and health
+
+    def sla(self, now_ms: int | None = None, *, alert: bool = True) -> list[SlaAssessment]:
+        """Evaluate every open order's SLA; returns the at-risk and breached ones. With ``alert``, an order entering
+        at_risk or breached gets one ``OrderSlaAtRisk`` / ``OrderSlaBreached`` event (not repeated)."""
+        now = now_ms if now_ms is not None else self._now()
+        out: list[SlaAssessment] = []
+        with self.db.tx() as tx:
+            o = ot.orders
+            rows = self.sql.rows(tx, sa.select(o).where(o.c.status.in_([s.value for s in OPEN])).order_by(o.c.ship_by))
+            policies = {
+                r["channel_id"]: SlaPolicy(r["handling_hours"], r["at_risk_hours"])
+                for r in self.sql.rows(tx, sa.select(ot.sla_policies))
+            }
+            events: list[ev.Event] = []
+            for lo in self._assemble(rows, tx):
+                a = evaluate_sla(lo.order, to_dt(now), policies.get(lo.order.channel, SlaPolicy()))
+                if not a.alert:
+                    continue
+                out.append(a)
+                if alert and lo.row["sla_alert"] != a.state.value:
+                    self.sql.run(tx, sa.update(o).where(o.c.id == lo.order.id).values(sla_alert=a.state.value))
+                    events.append(
+                        ev.Event(
+                            SLA_EVENTS[a.state],
+                            lo.order.id,
+                            {
+                                "order_id": lo.order.id,
+                                "channel": lo.order.channel,
+                                "state": a.state.value,
+                                "ship_by": to_ms(a.ship_by),
+                                "remaining_s": int(a.remaining.total_seconds()),
+                            },
+                        )
+                    )
+            self._emit(tx, events, now)
+        return out
+
+    def health(self, channel: str | None = None, since_ms: int | None = None) -> list[ChannelHealth]:
+        """Cancellation, late-shipment and valid-tracking rates per channel against Amazon's bars."""
+        cfg = self.engine.config()
+        if channel is not None and channel not in cfg.channels:
+            raise NotFound("channel", channel)
+        chans = [channel] if channel else sorted(cfg.channels)
+        o = ot.orders
+        q = sa.select(o).where(o.c.channel_id.in_(chans))
+        if since_ms is not None:
+            q = q.where(o.c.placed_at >= since_ms)
+        with self.db.read() as tx:
+            orders = [lo.order for lo in self._assemble(self.sql.rows(tx, q), tx)]
+        since = to_dt(since_ms) if since_ms is not None else None
+        return [channel_health(ch, orders, since, AMAZON_BARS) for ch in chans]
+
+
+def health_dict(h: ChannelHealth) -> dict[str, Any]:
+    return {
+        "channel": h.channel,
+        "orders": h.orders,
+        "ok": h.ok,
+        "metrics": {
+            name: {
+                "value_pct": m.value_pct,
+                "numerator": m.numerator,
+                "denominator": m.denominator,
+                "bar": m.bar.describe(),
+                "ok": m.ok,
+            }
+            for name, m in h.metrics.items()
+        },
+    }
+
+
+def sla_dict(a: SlaAssessment) -> dict[str, Any]:
+    return {
+        "order_id": a.order_id,
+        "state": a.state.value,
+        "ship_by": to_ms(a.ship_by),
+        "remaining_s": int(a.remaining.total_seconds()),
+    }
+
+
+def parse_time(value: str) -> int:
+    """An ISO 8601 time (UTC when no offset) or epoch milliseconds."""
+    if value.isdigit():
+        return int(value)
+    try:
+        return to_ms(datetime.fromisoformat(value))
+    except ValueError:
+        raise InvalidInput(f"not a time: {value!r} (use ISO 8601 or epoch milliseconds)") from None
