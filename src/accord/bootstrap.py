@@ -1,8 +1,20 @@
-"""The one place that wires Accord together: database, engine, relay and subscribers."""
+"""The one place that wires Accord together: database, engine, relay and subscribers.
+
+Channel sync (issue 4) is wired when asked (``build_app(sync=True)``) or, by default, when at least one channel
+endpoint is configured (a row in ``sync_endpoints``): the relay then carries the sync subscriber (availability
+changes → desired state) and :meth:`App.start_sync_worker` runs the worker that sends that state to the channels
+(``accord serve`` starts both).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from dataclasses import dataclass, field
+
+import httpx
+import sqlalchemy as sa
 
 from accord.app.engine import Engine
 from accord.app.ports import Clock, Ids
@@ -10,6 +22,15 @@ from accord.app.relay import Relay, Subscriber, WebhookSubscriber
 from accord.settings import Settings, load_settings
 from accord.store.db import Database
 from accord.store.migrate import upgrade
+from accord.sync.orders import OrderIngestor
+from accord.sync.store import SyncStore
+from accord.sync.subscriber import SyncSubscriber
+from accord.sync.worker import SyncWorker, build_connectors
+
+log = logging.getLogger("accord.sync")
+
+SYNC_HTTP_TIMEOUT_S = 30.0
+SYNC_ERROR_PAUSE_S = 1.0
 
 
 @dataclass
@@ -19,9 +40,54 @@ class App:
     engine: Engine
     relay: Relay
     subscribers: list[Subscriber] = field(default_factory=list)
+    sync: SyncStore | None = None  # set when channel sync is wired (its subscriber is on the relay)
 
     def close(self) -> None:
         self.db.dispose()
+
+    def start_sync_worker(self, stop: threading.Event, idle_s: float = 0.05) -> threading.Thread | None:
+        """Run the channel-sync worker on its own event loop in a daemon thread until ``stop`` is set.
+
+        None when sync is not wired. A failed step is logged and retried after a pause (nothing is dropped:
+        the desired state stays pending in the database)."""
+        if self.sync is None:
+            return None
+        thread = threading.Thread(
+            target=lambda: asyncio.run(run_sync_worker(self, stop, idle_s)), name="sync-worker", daemon=True
+        )
+        thread.start()
+        return thread
+
+
+async def run_sync_worker(app: App, stop: threading.Event, idle_s: float = 0.05, max_steps: int | None = None) -> int:
+    """The sync worker loop over every configured endpoint; returns how many steps ran."""
+    store = app.sync or SyncStore(app.db)
+    steps = 0
+    async with httpx.AsyncClient(timeout=SYNC_HTTP_TIMEOUT_S) as client:
+        worker = SyncWorker(
+            store,
+            build_connectors(store.endpoints(), client, app.engine.clock),
+            app.engine.clock,
+            orders=OrderIngestor(app.engine),
+        )
+        while not stop.is_set() and (max_steps is None or steps < max_steps):
+            steps += 1
+            try:
+                report = await worker.step()
+            except Exception:  # keep the worker alive; the pending state is retried next round
+                log.exception("sync step failed")
+                await asyncio.sleep(SYNC_ERROR_PAUSE_S)
+                continue
+            if report.sent == 0 and report.cancels == 0:
+                await asyncio.sleep(idle_s)
+    return steps
+
+
+def sync_configured(db: Database) -> bool:
+    """True when the sync tables exist and at least one channel endpoint is configured."""
+    if not sa.inspect(db.engine).has_table("sync_endpoints"):
+        return False
+    return bool(SyncStore(db).endpoints())
 
 
 def build_app(
@@ -32,7 +98,9 @@ def build_app(
     ids: Ids | None = None,
     subscribers: list[Subscriber] | None = None,
     migrate: bool = False,
+    sync: bool | None = None,
 ) -> App:
+    """Wire an App. ``sync``: True wires channel sync, False never, None (default) when endpoints are configured."""
     settings = settings or load_settings()
     db = Database(database_url or settings.database_url)
     if migrate:
@@ -41,6 +109,10 @@ def build_app(
     subs: list[Subscriber] = list(subscribers or [])
     for h in settings.webhooks:
         subs.append(WebhookSubscriber(h.name, h.url, h.secret, types=frozenset(h.types) if h.types else None))
+    sync_store: SyncStore | None = None
+    if sync if sync is not None else sync_configured(db):
+        sync_store = SyncStore(db)
+        subs.append(SyncSubscriber(sync_store, engine.clock))
     relay = Relay(
         db,
         subs,
@@ -49,4 +121,4 @@ def build_app(
         backoff_ms=settings.relay_backoff_ms,
         gap_timeout_ms=settings.relay_gap_timeout_ms if db.backend == "postgresql" else 0,
     )
-    return App(settings, db, engine, relay, subs)
+    return App(settings, db, engine, relay, subs, sync_store)

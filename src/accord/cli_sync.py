@@ -11,7 +11,7 @@ from rich.table import Table
 
 from accord.app.relay import Relay
 from accord.bootstrap import App
-from accord.cli import JsonOpt, _app, _print_json, cli, out
+from accord.cli import JsonOpt, _app, _print_json, bench_cli, cli, out
 from accord.sync.orders import OrderIngestor
 from accord.sync.store import SyncStore
 from accord.sync.subscriber import SyncSubscriber
@@ -121,3 +121,54 @@ def sandbox_serve(port: Annotated[int, typer.Option("--port", help="Port on 127.
 
     out.print(f"sandbox on http://127.0.0.1:{port} (Ctrl-C to stop)")
     serve(host="127.0.0.1", port=port)
+
+
+@bench_cli.command("sync")
+def bench_sync(
+    as_json: JsonOpt = False,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of the flash sale.", min=1, max=600)] = 60.0,
+    skus: Annotated[int, typer.Option("--skus", help="SKUs in the catalogue.", min=10, max=20_000)] = 2_000,
+    orders_per_s: Annotated[float, typer.Option("--orders-per-s", help="Buyer attempts per second.", min=1)] = 50.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of stock and sale (both runs).")] = 7,
+) -> None:
+    """A flash sale on 32 sandbox channels over loopback HTTP: real-time sync vs a 15-minute interval baseline."""
+    from accord.sync.bench import SaleConfig, run_sync_bench
+
+    cfg = SaleConfig(seconds=seconds, skus=skus, orders_per_s=orders_per_s, seed=seed)
+    result = run_sync_bench(cfg, progress=not as_json)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        "channel", "dialect", "changes/s", "budget keys/s", "calls", "429s", "behind", "converged s", "bound s"
+    )
+    for ch, r in result["channels"].items():
+        table.add_row(
+            ch,
+            r["dialect"],
+            str(r["ats_changes_per_s"]),
+            str(r["budget_keys_per_s"]),
+            str(r["calls"]),
+            str(r["http_429"]),
+            str(r["behind_at_sale_end"]),
+            "-" if r["converged_s"] is None else str(r["converged_s"]),
+            str(r["bound_s"]),
+        )
+    out.print(table)
+    keys = (
+        "critical_p50_ms",
+        "critical_p99_ms",
+        "other_p99_ms",
+        "calls",
+        "calls_min",
+        "http_429",
+        "oversold_units",
+        "baseline_15m_oversold_units",
+        "converged_s",
+        "orders_attempted",
+        "orders_placed",
+    )
+    for k in keys:
+        out.print(f"{k}: {result[k]}")
+    out.print(f"goals: {result['goals']}")
+    out.print(f"baseline_mode: {result['baseline_mode']}")

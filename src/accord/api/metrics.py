@@ -1,7 +1,8 @@
 """Prometheus metrics on a per-app registry (never the global one, so several apps can live in one process).
 
 HTTP metrics are recorded by an ASGI middleware, labelled by route template (``/v1/channels/{channel_id}``),
-not by raw path, so the label set stays bounded. Engine, relay and dead-letter figures are read at scrape time.
+not by raw path, so the label set stays bounded. Engine, relay and dead-letter figures are read at scrape time, and so
+are the channel-sync figures (:class:`SyncCollector`: a handful of grouped queries on the sync tables per scrape).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +21,7 @@ from accord.app.engine import Engine
 from accord.app.relay import Relay
 from accord.domain.ledger import MovementKind
 from accord.store import schema as t
+from accord.sync.store import LATENCY_BUCKETS_MS, LATENCY_SUM, ChannelStatus, SyncStore
 
 UNMATCHED = "unmatched"
 
@@ -46,6 +48,7 @@ class EngineCollector:
     def __init__(self, engine: Engine, relay: Relay) -> None:
         self.engine = engine
         self.relay = relay
+        self.sync = SyncCollector(SyncStore(relay.db))
 
     def collect(self) -> Iterator[Metric]:
         stats = dict(self.engine.stats)  # one atomic copy; the engine keeps counting meanwhile
@@ -94,6 +97,63 @@ class EngineCollector:
             rt.add_metric((name,), float(retrying.get(name, 0)))
         yield dl
         yield rt
+        yield from self.sync.collect()
+
+
+# counters of the sync worker exposed per channel: (counter name in sync_counters, metric, help)
+SYNC_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("calls", "accord_sync_calls", "Marketplace calls made by the sync worker, by channel."),
+    ("http_429", "accord_sync_http_429", "Marketplace answers 429 (rate limited), by channel."),
+    ("drift", "accord_sync_drift", "Keys found by reconciliation to differ from the desired value, by channel."),
+    ("acked", "accord_sync_acked", "Desired values the channel acknowledged, by channel."),
+    ("retries", "accord_sync_retries", "Sends scheduled for a retry, by channel."),
+    ("conflicts", "accord_sync_conflicts", "Compare-and-set conflicts, by channel."),
+)
+
+
+class SyncCollector:
+    """Channel-sync figures read from the sync store at scrape time (``SyncStore.status``: five grouped queries).
+
+    Propagation latency (change committed → channel acknowledged it) is a histogram per channel and class
+    (``critical``: drops to zero or to the channel's threshold; ``other``), in seconds, from the stored buckets."""
+
+    def __init__(self, store: SyncStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        rows: list[ChannelStatus] = self.store.status()
+        latency = HistogramMetricFamily(
+            "accord_sync_propagation_latency_seconds",
+            "Time from a committed change to the channel acknowledging it, by channel and class.",
+            labels=("channel", "class"),
+        )
+        for s in rows:
+            for klass in sorted(s.latency):
+                hist = s.latency[klass]
+                buckets: list[tuple[str, float]] = []
+                seen = 0
+                for le in LATENCY_BUCKETS_MS[:-1]:
+                    seen += hist.get(le, 0)
+                    buckets.append((repr(le / 1000), float(seen)))
+                buckets.append(("+Inf", float(sum(hist.values()))))
+                latency.add_metric((s.channel, klass), buckets, s.counters.get(f"{LATENCY_SUM}{klass}", 0) / 1000)
+        yield latency
+        depth = GaugeMetricFamily(
+            "accord_sync_queue_depth", "Desired values not yet acknowledged by the channel.", labels=("channel",)
+        )
+        dead = GaugeMetricFamily(
+            "accord_sync_dead_letters", "Sends parked as dead letters, by channel.", labels=("channel",)
+        )
+        for s in rows:
+            depth.add_metric((s.channel,), float(s.queue_depth))
+            dead.add_metric((s.channel,), float(s.dead_letters))
+        yield depth
+        yield dead
+        for counter, name, doc in SYNC_COUNTERS:
+            fam = CounterMetricFamily(name, doc, labels=("channel",))
+            for s in rows:
+                fam.add_metric((s.channel,), float(s.counters.get(counter, 0)))
+            yield fam
 
 
 def route_table(groups: Iterable[tuple[str, Iterable[BaseRoute]]]) -> list[tuple[re.Pattern[str], str]]:

@@ -161,9 +161,9 @@ class SyncStore:
         )
         self._q_thresholds = c(sa.select(t.channels.c.id, t.channels.c.zero_at_or_below))
         self._q_rows_for_sku = c(
-            sa.select(d.c.channel_id, d.c.version, d.c.acked_version, d.c.acked_value, d.c.dead, d.c.enqueued_at).where(
-                d.c.sku_id == b("sku"), d.c.field == b("field")
-            )
+            sa.select(
+                d.c.channel_id, d.c.version, d.c.acked_version, d.c.acked_value, d.c.dead, d.c.enqueued_at, d.c.priority
+            ).where(d.c.sku_id == b("sku"), d.c.field == b("field"))
         )
         self._q_desired_ins = c(
             sa.insert(d).values(
@@ -360,7 +360,9 @@ class SyncStore:
                 enq_at = committed_at
             else:
                 new_acked = acked_version
-                enq_at = int(enq) if was_pending else committed_at
+                # latency is timed from the oldest unsent change, or from the change that made the key critical
+                became_critical = prio == P_CRITICAL and int(row[6]) != P_CRITICAL
+                enq_at = int(enq) if was_pending and not became_critical else committed_at
                 pending += 1
             vals = {"ch": channel, "sku": sku, "field": field_name, "value": text, "version": new_version}
             vals.update({"prio": prio, "enq": enq_at, "acked_version": new_acked, "attempts": 0, "next": 0})

@@ -1,0 +1,567 @@
+"""``accord bench sync``: a flash sale across 32 channels, real-time sync vs a 15-minute interval sync.
+
+What runs
+---------
+* The demo world (:func:`accord.sync.world.build_world`: 32 channels, 8 dialects, 8 regions, FBA-like and dark-store
+  stock), ``--skus`` SKUs (2,000 by default) on a fresh SQLite file, stock drawn from ``--seed``. A small "hot" set
+  has little stock per regional DC, the rest has plenty.
+* The sale starts in sync: every channel shows its ATS (the sandbox listings are seeded with it and the desired
+  state is marked acknowledged), and listing ids are known (learnt once when a channel is onboarded).
+* The flash sale is a seeded schedule of buyer attempts (Poisson arrivals, ``--orders-per-s`` for ``--seconds``,
+  at most ``MAX_ORDERS``): a channel, a SKU (mostly hot ones) and 1–2 units. A buyer never buys more than the
+  listing shows, so a stale quantity produces a real oversell; Accord must then cancel the order.
+* **Real-time run** (wall clock): the sandbox is served by uvicorn on 127.0.0.1 (random free port) and the
+  connectors talk to it over loopback HTTP with each dialect's published limits (the sandbox enforces them: 429 with
+  Retry-After). Buyers buy through the sandbox; each placed order reaches Accord as a push notification would (the
+  bench hands it to :class:`~accord.sync.orders.OrderIngestor` at once, skipping the webhook hop): it reserves stock
+  in the transaction that records it → ``ChannelAvailabilityChanged`` → relay → desired state → the
+  :class:`~accord.sync.worker.SyncWorker` sends within each channel's token bucket, most urgent first. After the
+  sale the worker keeps running until every channel shows its ATS (or ``drain_timeout_s``).
+* **Baseline** (``baseline_mode``): the same schedule (same seed) is replayed on a *virtual clock*
+  (:class:`~accord.app.ports.ManualClock`) against an in-process sandbox and a second database, with a fixed
+  15-minute interval sync instead of the worker: at ``phase + k × 900 s`` every listing is set to its ATS — instantly
+  and for free, which flatters the baseline. ``phase`` is drawn from the seed in ``[0, 900 s)`` (an interval sync
+  is not aligned with a sale). Orders are ingested the same way, so both runs count oversold units identically.
+  Waiting 15 real minutes is not needed: nothing but the schedule and the sync times depends on time there.
+
+Figures
+-------
+``critical_p50_ms`` / ``critical_p99_ms``: ATS reaching 0 or the channel's threshold, change committed → the channel
+acknowledged the value (so it shows it); ``other_*`` every other change. ``calls``: HTTP calls the sandbox received
+from Accord (writes, lookups, cancellations); ``calls_min``: per channel, one write per (channel, SKU) whose final
+value differs from the value shown at the start, batched by the dialect's batch size. ``oversold_units``: units in
+orders Accord had to cancel for lack of stock. ``converged_s``: seconds after the last order until every channel
+shows its ATS; per channel it is compared with ``bound_s`` = the calls the backlog at the sale's end needs at the
+channel's call rate (batched), plus one second. The backlog is the larger of the keys the channel shows wrongly
+(``behind_at_sale_end``) and the keys queued for it (``queued_at_sale_end``: a buyer's own order already lowered the
+channel's figure, which Accord cannot know without reading it back, so some queued sends are redundant).
+Latency samples: the worker times each acknowledged value from the commit of the oldest unsent change, or, for a
+critical one, from the commit that made it critical. Nothing here is asserted by tests; timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from accord.app.engine import Engine
+from accord.app.ports import ManualClock, SystemClock
+from accord.app.relay import Relay
+from accord.bootstrap import App, build_app
+from accord.connectors.base import ChannelOrder, OrderLine, limits_for
+from accord.domain.catalog import Sku
+from accord.domain.ledger import Movement, MovementKind
+from accord.sandbox.app import Sandbox, channel_config, create_app, sandbox_of
+from accord.sandbox.core import ChannelSpec, ListingSpec, SandboxConfig
+from accord.sandbox.server import running_server
+from accord.settings import Settings
+from accord.store import schema as t
+from accord.store import sync_tables as st
+from accord.sync.orders import CANCELLED, OrderIngestor
+from accord.sync.store import SyncStore
+from accord.sync.subscriber import SyncSubscriber
+from accord.sync.worker import SyncWorker, WorkerOptions, build_connectors, call_budget
+from accord.sync.world import World, build_world, demo_world
+
+MAX_ORDERS = 50_000
+MAX_SKUS = 20_000
+MAX_SECONDS = 600.0
+BASELINE_MODE = (
+    "virtual_clock: the same seeded sale replayed on a ManualClock against an in-process sandbox; every listing is "
+    "set to its ATS at phase + k*900 s (instant, free, phase drawn from the seed); the real-time run uses the wall "
+    "clock over loopback HTTP"
+)
+CHECK_EVERY_S = 0.1
+CONVERGE_SLACK_S = 1.0
+
+
+@dataclass(frozen=True)
+class SaleConfig:
+    seconds: float = 60.0
+    skus: int = 2_000
+    seed: int = 7
+    orders_per_s: float = 50.0
+    hot_skus: int = 150  # little stock: these sell out during the sale
+    hot_share: float = 0.5  # share of buyer attempts on hot SKUs
+    drain_timeout_s: float = 120.0  # after the sale: stop waiting for convergence
+    baseline_interval_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.seconds <= MAX_SECONDS:
+            raise ValueError(f"seconds must be in (0, {MAX_SECONDS}]")
+        if not 1 <= self.skus <= MAX_SKUS:
+            raise ValueError(f"skus must be in [1, {MAX_SKUS}]")
+        if self.orders_per_s <= 0 or self.drain_timeout_s < 0 or self.baseline_interval_s <= 0:
+            raise ValueError("orders_per_s and baseline_interval_s must be > 0, drain_timeout_s >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One buyer: at ``at_ms`` after the sale starts, wants ``qty`` of ``sku`` on ``channel``."""
+
+    at_ms: int
+    channel: str
+    sku: str
+    qty: int
+
+
+def sku_ids(n: int) -> list[str]:
+    return [f"SKU{i:05d}" for i in range(n)]
+
+
+def stock_plan(cfg: SaleConfig, world: World) -> list[Movement]:
+    """Receipts before the sale: hot SKUs get a few units per location, the others plenty (seeded)."""
+    rng = random.Random(cfg.seed * 7919 + 1)
+    out: list[Movement] = []
+    for i, sku in enumerate(sku_ids(cfg.skus)):
+        hot = i < cfg.hot_skus
+        for loc in world.locations:
+            if loc.id.startswith("dc-"):
+                qty = rng.randint(2, 8) if hot else rng.randint(20, 60)
+            elif loc.id == "wh-us":
+                qty = rng.randint(0, 3) if hot else rng.randint(10, 30)
+            elif loc.id == "dark-nyc":
+                qty = rng.randint(0, 3) if hot else rng.randint(2, 8)
+            else:  # platform-held
+                qty = rng.randint(0, 2) if hot else rng.randint(0, 10)
+            if qty > 0:
+                out.append(Movement(MovementKind.RECEIVE, sku, loc.id, qty, f"bench:rcv:{sku}:{loc.id}"))
+    return out
+
+
+def sale_schedule(cfg: SaleConfig, channels: Sequence[str]) -> list[Attempt]:
+    """Poisson arrivals at ``orders_per_s`` for ``seconds`` (at most MAX_ORDERS), seeded; sorted by time."""
+    rng = random.Random(cfg.seed)
+    hot = max(1, min(cfg.hot_skus, cfg.skus))
+    out: list[Attempt] = []
+    t_s = 0.0
+    while len(out) < MAX_ORDERS:
+        t_s += rng.expovariate(cfg.orders_per_s)
+        if t_s >= cfg.seconds:
+            break
+        channel = channels[rng.randrange(len(channels))]
+        on_hot = rng.random() < cfg.hot_share or hot >= cfg.skus
+        i = rng.randrange(hot) if on_hot else rng.randrange(hot, cfg.skus)
+        out.append(Attempt(int(t_s * 1000), channel, f"SKU{i:05d}", 2 if rng.random() < 0.15 else 1))
+    return out
+
+
+def calls_min(changed: Mapping[str, int], batch_sizes: Mapping[str, int]) -> int:
+    """The fewest write calls that could carry the final state: per channel, the (channel, SKU) keys whose final
+    value differs from what the channel showed at the start, in batches of the dialect's batch size."""
+    return sum(math.ceil(n / max(1, batch_sizes.get(ch, 1))) for ch, n in changed.items() if n > 0)
+
+
+def changed_keys(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Per channel, how many SKUs have a different value in ``after`` than in ``before`` (missing = 0)."""
+    out: dict[str, int] = {}
+    for ch in sorted(set(before) | set(after)):
+        b, a = before.get(ch, {}), after.get(ch, {})
+        out[ch] = sum(1 for sku in set(a) | set(b) if a.get(sku, 0) != b.get(sku, 0))
+    return out
+
+
+def percentile(values: Sequence[int], q: float) -> int | None:
+    """Nearest-rank percentile (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def converge_bound_s(behind: int, batch_size: int, calls_per_s: float) -> float:
+    """Seconds a channel's limits need to write ``behind`` keys from an empty bucket, plus slack."""
+    calls = math.ceil(behind / max(1, batch_size))
+    return round(calls / calls_per_s + CONVERGE_SLACK_S, 3) if calls_per_s > 0 else math.inf
+
+
+def read_ats(app: App) -> dict[str, dict[str, int]]:
+    """channel → sku → ATS, from the engine's stored values."""
+    out: dict[str, dict[str, int]] = {ch: {} for ch in app.engine.config().channels}
+    with app.db.engine.connect() as conn:
+        for sku, text in conn.execute(sa.select(t.sku_ats.c.sku_id, t.sku_ats.c.ats)):
+            for ch, qty in json.loads(text).items():
+                out.setdefault(ch, {})[sku] = int(qty)
+        conn.rollback()
+    return out
+
+
+def order_of(channel_order_id: str, sku: str, qty: int, created_ms: int) -> ChannelOrder:
+    when = datetime.fromtimestamp(created_ms / 1000, tz=UTC)
+    return ChannelOrder(channel_order_id, when, "placed", (OrderLine(sku, qty, None, "1"),))
+
+
+def oversold(ingestor: OrderIngestor) -> tuple[int, int, dict[str, int]]:
+    """(units in orders cancelled for lack of stock, such orders, orders by status)."""
+    rows = ingestor.orders(limit=MAX_ORDERS * 2)
+    by_status: dict[str, int] = {}
+    units = n = 0
+    for r in rows:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+        if r.status == CANCELLED:
+            n += 1
+            units += sum(int(ln["qty"]) for ln in r.lines)
+    return units, n, dict(sorted(by_status.items()))
+
+
+def _prepare(url: str, cfg: SaleConfig, clock: ManualClock | None) -> tuple[App, World]:
+    app = build_app(Settings(), database_url=url, clock=clock, migrate=True, sync=False)
+    world = build_world(app.engine)
+    engine: Engine = app.engine
+    skus = sku_ids(cfg.skus)
+    for i in range(0, len(skus), 5_000):
+        engine.add_skus([Sku(s, f"bench item {s}") for s in skus[i : i + 5_000]])
+    plan = stock_plan(cfg, world)
+    for i in range(0, len(plan), 5_000):
+        engine.move_batch(plan[i : i + 5_000])
+    return app, world
+
+
+def _specs(world: World, ats: Mapping[str, Mapping[str, int]], skus: Sequence[str]) -> list[ChannelSpec]:
+    return [
+        ChannelSpec(ch.id, ch.dialect, [ListingSpec(s, qty=ats.get(ch.id, {}).get(s, 0)) for s in skus], ch.currency)
+        for ch in world.channels
+    ]
+
+
+def _add_buyer_route(app: FastAPI, sandbox: Sandbox) -> None:
+    """``POST /_bench/buy [[channel, sku, qty], ...]`` on the sandbox's event loop (no races with the dialects)."""
+
+    async def buy(request: Request) -> JSONResponse:
+        placed: list[list[Any]] = []
+        for channel, sku, qty in json.loads(await request.body()):
+            o = sandbox.place_order(str(channel), str(sku), int(qty))
+            if o is not None:
+                placed.append([o.channel_id, o.order_id, o.sku, o.qty, o.created_ms])
+        return JSONResponse({"placed": placed})
+
+    app.add_api_route("/_bench/buy", buy, methods=["POST"])
+    app.router.routes.insert(0, app.router.routes.pop())  # before the sandbox's catch-all channel route
+
+
+# ------------------------------------------------------------------------------------------------ real time
+
+
+@dataclass
+class RealtimeResult:
+    critical_ms: list[int] = field(default_factory=list)
+    other_ms: list[int] = field(default_factory=list)
+    worker_calls: int = 0
+    worker_429: int = 0
+    orders_placed: int = 0
+    behind_at_end: dict[str, int] = field(default_factory=dict)
+    queue_at_end: dict[str, int] = field(default_factory=dict)
+    converged_after_end_s: dict[str, float | None] = field(default_factory=dict)
+    sale_s: float = 0.0
+    changes: dict[str, int] = field(default_factory=dict)
+
+
+Tick = Callable[[str, float], None]
+
+
+def _mismatches(app: App, sandbox: Sandbox, channels: Sequence[str]) -> dict[str, int]:
+    ats = read_ats(app)
+    out: dict[str, int] = {}
+    for ch in channels:
+        want = ats.get(ch, {})
+        listings = sandbox.channel(ch).listings
+        out[ch] = sum(1 for sku, li in list(listings.items()) if li.qty != want.get(sku, 0))
+    return out
+
+
+def _versions(app: App) -> dict[str, int]:
+    d = st.sync_desired
+    with app.db.engine.connect() as conn:
+        rows = conn.execute(sa.select(d.c.channel_id, sa.func.sum(d.c.version)).group_by(d.c.channel_id)).all()
+        conn.rollback()
+    return {r[0]: int(r[1] or 0) for r in rows}
+
+
+async def _realtime(
+    app: App, sandbox: Sandbox, base_url: str, schedule: Sequence[Attempt], cfg: SaleConfig, tick: Tick
+) -> RealtimeResult:
+    res = RealtimeResult()
+    store = SyncStore(app.db)
+    relay = Relay(app.db, [SyncSubscriber(store, app.engine.clock)], app.engine.clock, gap_timeout_ms=0)
+    ingestor = OrderIngestor(app.engine)
+    channels = sorted(sandbox.channels)
+    versions_before = _versions(app)
+
+    def ingest(placed: list[list[Any]]) -> None:
+        with app.db.tx() as tx:
+            for ch, oid, sku, qty, created_ms in placed:
+                ingestor.ingest(tx, str(ch), order_of(str(oid), str(sku), int(qty), int(created_ms)), "webhook")
+        relay.drain()
+
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+    async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+        conns = build_connectors(store.endpoints(), client, app.engine.clock)
+        worker = SyncWorker(store, conns, app.engine.clock, WorkerOptions(), ingestor)
+        stop = asyncio.Event()
+
+        async def work() -> None:
+            while not stop.is_set():
+                r = await worker.step()
+                res.worker_calls += r.calls
+                res.worker_429 += r.http_429
+                if r.sent == 0 and r.cancels == 0:
+                    await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(work())
+        t0 = time.monotonic()
+        i = 0
+        try:
+            while i < len(schedule):
+                elapsed_ms = (time.monotonic() - t0) * 1000
+                due: list[Attempt] = []
+                while i < len(schedule) and schedule[i].at_ms <= elapsed_ms:
+                    due.append(schedule[i])
+                    i += 1
+                tick("sale", elapsed_ms / 1000)
+                if not due:
+                    await asyncio.sleep(min(0.02, max(0.0, (schedule[i].at_ms - elapsed_ms) / 1000)))
+                    continue
+                r = await client.post(f"{base_url}/_bench/buy", json=[[a.channel, a.sku, a.qty] for a in due])
+                r.raise_for_status()
+                placed = r.json()["placed"]
+                res.orders_placed += len(placed)
+                await asyncio.to_thread(ingest, placed)
+            rest_s = cfg.seconds - (time.monotonic() - t0)
+            if rest_s > 0:
+                await asyncio.sleep(rest_s)
+            await asyncio.to_thread(relay.drain)
+            res.sale_s = time.monotonic() - t0
+            tick("sale", cfg.seconds)
+            end = time.monotonic()
+            res.behind_at_end = await asyncio.to_thread(_mismatches, app, sandbox, channels)
+            res.queue_at_end = {s.channel: s.queue_depth for s in await asyncio.to_thread(store.status)}
+            left = {ch for ch, n in res.behind_at_end.items() if n > 0}
+            res.converged_after_end_s = {ch: (None if ch in left else 0.0) for ch in channels}
+            while left and time.monotonic() - end < cfg.drain_timeout_s:
+                await asyncio.sleep(CHECK_EVERY_S)
+                now_s = round(time.monotonic() - end, 3)
+                tick("converge", now_s)
+                current = await asyncio.to_thread(_mismatches, app, sandbox, sorted(left))
+                for ch, n in current.items():
+                    if n == 0:
+                        res.converged_after_end_s[ch] = now_s
+                        left.discard(ch)
+        finally:
+            stop.set()
+            await task
+    for s in worker.samples:
+        (res.critical_ms if s.klass == "critical" else res.other_ms).append(s.latency_ms)
+    after = _versions(app)
+    res.changes = {ch: after.get(ch, 0) - versions_before.get(ch, 0) for ch in channels}
+    return res
+
+
+def _mark_in_sync(app: App, now_ms: int) -> None:
+    d = st.sync_desired
+    with app.db.engine.begin() as conn:
+        conn.execute(sa.update(d).values(acked_version=d.c.version, acked_value=d.c.value, acked_at=now_ms))
+
+
+def run_realtime(
+    cfg: SaleConfig, workdir: Path, schedule: Sequence[Attempt], tick: Tick
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    app, world = _prepare(f"sqlite:///{workdir / 'realtime.db'}", cfg, None)
+    try:
+        store = SyncStore(app.db)
+        relay = Relay(app.db, [SyncSubscriber(store, app.engine.clock)], app.engine.clock, gap_timeout_ms=0)
+        relay.drain()  # the receipts' availability changes → desired state for every (channel, SKU)
+        _mark_in_sync(app, app.engine.clock.now_ms())  # the sale starts with every channel showing its ATS
+        before = read_ats(app)
+        skus = sku_ids(cfg.skus)
+        sandbox_app = create_app(
+            SandboxConfig(channels=_specs(world, before, skus), seed=cfg.seed, clock=SystemClock(),
+                          max_call_records=2_000_000)
+        )  # fmt: skip
+        sandbox = sandbox_of(sandbox_app)
+        _add_buyer_route(sandbox_app, sandbox)
+        with running_server(sandbox_app) as base_url:
+            now = app.engine.clock.now_ms()
+            for channel in world.channels:
+                cid = channel.id
+                store.set_endpoint(channel_config(sandbox, cid, base_url), now)
+                store.save_listing_refs(cid, {s: li.ref for s, li in sandbox.channel(cid).listings.items()})
+            res = asyncio.run(_realtime(app, sandbox, base_url, schedule, cfg, tick))
+            calls = [c for c in sandbox.calls() if c.channel in sandbox.channels]
+        after = read_ats(app)
+        units, orders_n, by_status = oversold(OrderIngestor(app.engine))
+        dialect = {ch.id: ch.dialect for ch in world.channels}
+        per_channel: dict[str, Any] = {}
+        for ch in sorted(dialect):
+            lim = limits_for(dialect[ch])
+            rate, _burst = call_budget(lim)
+            queued = res.queue_at_end.get(ch, 0)
+            bound = converge_bound_s(max(queued, res.behind_at_end.get(ch, 0)), lim.max_batch_size, rate)
+            conv = res.converged_after_end_s.get(ch)
+            budget = rate * max(1, lim.max_batch_size)
+            per_channel[ch] = {
+                "dialect": dialect[ch],
+                "budget_keys_per_s": round(budget, 3),
+                "ats_changes_per_s": round(res.changes.get(ch, 0) / cfg.seconds, 3),
+                "calls": sum(1 for c in calls if c.channel == ch),
+                "http_429": sum(1 for c in calls if c.channel == ch and c.status == 429),
+                "behind_at_sale_end": res.behind_at_end.get(ch, 0),
+                "queued_at_sale_end": queued,
+                "converged_s": conv,
+                "bound_s": bound,
+                "within_bound": conv is not None and conv <= bound,
+            }
+        batch = {ch: limits_for(d).max_batch_size for ch, d in dialect.items()}
+        converged = [v for v in res.converged_after_end_s.values() if v is not None]
+        all_converged = len(converged) == len(res.converged_after_end_s)
+        out: dict[str, Any] = {
+            "critical_p50_ms": percentile(res.critical_ms, 0.5),
+            "critical_p99_ms": percentile(res.critical_ms, 0.99),
+            "critical_samples": len(res.critical_ms),
+            "other_p50_ms": percentile(res.other_ms, 0.5),
+            "other_p99_ms": percentile(res.other_ms, 0.99),
+            "other_samples": len(res.other_ms),
+            "calls": len(calls),
+            "calls_min": calls_min(changed_keys(before, after), batch),
+            "worker_calls": res.worker_calls,
+            "http_429": sum(1 for c in calls if c.status == 429),
+            "oversold_units": units,
+            "oversold_orders": orders_n,
+            "orders_attempted": len(schedule),
+            "orders_placed": res.orders_placed,
+            "orders_by_status": by_status,
+            "sale_s": round(res.sale_s, 3),
+            "converged_s": max(converged, default=0.0) if all_converged else None,
+            "channels_over_budget": sum(
+                1 for v in per_channel.values() if v["ats_changes_per_s"] > v["budget_keys_per_s"]
+            ),
+            "channels": per_channel,
+        }
+        return out, before
+    finally:
+        app.close()
+
+
+# ------------------------------------------------------------------------------------------------ baseline
+
+
+def run_baseline(cfg: SaleConfig, workdir: Path, schedule: Sequence[Attempt], tick: Tick) -> dict[str, Any]:
+    clock = ManualClock()
+    start = clock.now_ms()
+    app, world = _prepare(f"sqlite:///{workdir / 'baseline.db'}", cfg, clock)
+    try:
+        skus = sku_ids(cfg.skus)
+        sandbox = Sandbox(SandboxConfig(channels=_specs(world, read_ats(app), skus), seed=cfg.seed, clock=clock))
+        ingestor = OrderIngestor(app.engine)
+        interval_ms = int(cfg.baseline_interval_s * 1000)
+        phase_ms = random.Random(cfg.seed * 31 + 5).randrange(interval_ms)
+        next_sync = phase_ms
+        sync_times: list[float] = []
+        for n, a in enumerate(schedule):
+            while next_sync <= a.at_ms:
+                clock.ms = start + next_sync
+                for ch, values in read_ats(app).items():
+                    for sku, listing in sandbox.channel(ch).listings.items():
+                        listing.qty = values.get(sku, 0)
+                sync_times.append(next_sync / 1000)
+                next_sync += interval_ms
+            clock.ms = start + a.at_ms
+            o = sandbox.place_order(a.channel, a.sku, a.qty)
+            if o is not None:
+                ingestor.ingest_one(a.channel, order_of(o.order_id, o.sku, o.qty, o.created_ms), "webhook")
+            if n % 200 == 0:
+                tick("baseline", n)
+        tick("baseline", len(schedule))
+        units, orders_n, by_status = oversold(ingestor)
+        return {
+            "baseline_15m_oversold_units": units,
+            "baseline_15m_oversold_orders": orders_n,
+            "baseline_15m_orders_by_status": by_status,
+            "baseline_sync_phase_s": phase_ms / 1000,
+            "baseline_syncs_during_sale_at_s": sync_times,
+        }
+    finally:
+        app.close()
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def run_sync_bench(
+    cfg: SaleConfig | None = None, *, progress: bool = True, workdir: Path | None = None
+) -> dict[str, Any]:
+    """Run both sales and return the figures (see the module docstring)."""
+    cfg = cfg or SaleConfig()
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    started = time.monotonic()
+    channels = sorted(ch.id for ch in demo_world().channels)
+    schedule = sale_schedule(cfg, channels)
+    console = Console(stderr=True)
+    with tempfile.TemporaryDirectory(prefix="accord-bench-sync-") as tmp:
+        work = workdir or Path(tmp)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not progress,
+            transient=False,
+        ) as bar:
+            tasks: dict[str, TaskID] = {
+                "sale": bar.add_task(f"real-time flash sale ({len(schedule)} buyers, s)", total=cfg.seconds),
+                "converge": bar.add_task("converging after the sale (s, bounded)", total=cfg.drain_timeout_s),
+                "baseline": bar.add_task("baseline: 15-min interval sync, virtual clock", total=len(schedule)),
+            }
+
+            def tick(name: str, value: float) -> None:
+                bar.update(tasks[name], completed=value)
+
+            realtime, _before = run_realtime(cfg, work, schedule, tick)
+            bar.update(tasks["converge"], completed=cfg.drain_timeout_s)
+            baseline = run_baseline(cfg, work, schedule, tick)
+    channel_rows = realtime.pop("channels")
+    result: dict[str, Any] = {
+        "bench": "sync",
+        "baseline_mode": BASELINE_MODE,
+        "seconds": cfg.seconds,
+        "skus": cfg.skus,
+        "channels_n": len(channels),
+        "seed": cfg.seed,
+        "orders_per_s": cfg.orders_per_s,
+        **realtime,
+        **baseline,
+        "goals": {
+            "critical_p99_ms_le_1000": realtime["critical_p99_ms"] is not None and realtime["critical_p99_ms"] <= 1000,
+            "oversold_units_zero": realtime["oversold_units"] == 0,
+            "every_channel_within_bound": all(r["within_bound"] for r in channel_rows.values()),
+        },
+        "channels": channel_rows,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    return result
