@@ -748,3 +748,6 @@ from accord.cli_pim import register as _register_pim  # noqa: E402  (PIM command
 
 _register_pim(cli)
 from accord import cli_orders as _cli_orders  # noqa: E402, F401  (orders, routing and returns, issue 5)
+from accord.cli_sim import register as _register_sim  # noqa: E402  (simulator commands, issue 6)
+
+_register_sim(cli)

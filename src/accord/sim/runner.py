@@ -1,0 +1,400 @@
+"""Scenario runner: the real engine, relay, sync subscriber/worker, connectors and sandbox on one virtual clock.
+
+Time moves in one-minute steps. Inside a step, buyer demand (drawn from its own seeded stream, so it is the same
+for every sync policy) arrives at exact virtual milliseconds; each buyer buys on the sandbox, never more than the
+listing shows. A placed order reaches Accord as the channel's order notification would (``OrderIngestor``), reserving
+stock in the same transaction; the relay turns the ATS changes into desired state; the worker pushes it through the
+connectors over in-process HTTP within each channel's token bucket:
+
+- ``realtime``: the worker wakes one second after a change (and whenever a retry or a token is due);
+- ``15m`` / ``6h``: desired state is flushed only at those boundaries (a flush runs until the queue is empty).
+
+Invariants are checked during the run (touched SKUs' buckets every ``check_every_min``, the full ledger replay every
+``verify_every_min`` and at the end, token buckets never negative); a violation raises :class:`InvariantViolation`
+naming the seed, policy and step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from accord.app.ports import ManualClock, SequentialIds
+from accord.app.relay import Relay, StoredEvent
+from accord.bootstrap import build_app
+from accord.connectors.base import ChannelOrder, OrderLine
+from accord.domain import events as ev
+from accord.domain.ledger import Movement, MovementKind, violations
+from accord.sandbox.app import channel_config, create_app, sandbox_of
+from accord.sandbox.core import ChannelSpec, ListingSpec, SandboxConfig
+from accord.sandbox.core import poisson as _poisson
+from accord.sim.metrics import Recorder, build_metrics
+from accord.sim.world import DAY_MIN, SimWorld, WorldParams, generate_world, install_world
+from accord.store import schema as t
+from accord.store.db import Tx
+from accord.sync.orders import CANCELLED, RESERVED, OrderIngestor
+from accord.sync.store import SyncStore
+from accord.sync.subscriber import SyncSubscriber
+from accord.sync.worker import NEEDS_REF, SyncWorker, WorkerOptions, build_connectors
+
+MIN_MS = 60_000
+BASE_URL = "http://sandbox"
+# policy -> flush interval in minutes (0: continuous)
+POLICIES: dict[str, int] = {"realtime": 0, "15m": 15, "6h": 360}
+DEMAND_SALT = 0x5EED_D3A1
+
+
+class InvariantViolation(RuntimeError):
+    def __init__(self, seed: int, policy: str, step: int, detail: str) -> None:
+        super().__init__(f"invariant violated (seed {seed}, policy {policy}, step {step}): {detail}")
+        self.seed, self.policy, self.step, self.detail = seed, policy, step, detail
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    seed: int = 7
+    days: int = 14
+    policy: str = "realtime"
+    params: WorldParams = field(default_factory=WorldParams)
+    realtime_delay_ms: int = 1_000  # relay + worker reaction time in real-time mode
+    check_every_min: int = 60
+    verify_every_min: int = DAY_MIN
+    sample_every_min: int = 60
+    inject_violation_at_step: int | None = None  # tests: corrupt one balance at this step
+    max_steps: int | None = None  # stop early (profiling); None = days × 1440 one-minute steps
+
+    def check(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown sync policy {self.policy!r}; use one of {', '.join(POLICIES)}")
+        if self.days <= 0:
+            raise ValueError(f"days must be > 0, got {self.days}")
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+class AtsMirror:
+    """Relay subscriber (not transactional): the true ATS per (channel, SKU), as the engine publishes it."""
+
+    name = "sim-ats-mirror"
+    types: frozenset[str] | None = frozenset({ev.CHANNEL_AVAILABILITY_CHANGED})
+    transactional = False
+
+    def __init__(self) -> None:
+        self.ats: dict[tuple[str, str], int] = {}
+        self.touched: set[tuple[str, str]] = set()
+
+    def handle(self, event: StoredEvent, tx: Tx | None) -> None:
+        sku = str(event.data["sku"])
+        for c in event.data.get("changes") or []:
+            key = (str(c["channel"]), sku)
+            self.ats[key] = int(c["new_ats"])
+            self.touched.add(key)
+
+
+class _Skip:
+    """Moves the sync subscriber's cursor past the world's set-up events (the run starts converged)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.types: frozenset[str] | None = frozenset({ev.CHANNEL_AVAILABILITY_CHANGED})
+        self.transactional = False
+
+    def handle(self, event: StoredEvent, tx: Tx | None) -> None:
+        return None
+
+
+@dataclass(order=True)
+class _Demand:
+    at_ms: int
+    channel: str
+    sku: str
+    qty: int
+
+
+class Simulation:
+    def __init__(
+        self,
+        cfg: SimConfig,
+        database_url: str,
+        *,
+        world: SimWorld | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        cfg.check()
+        self.cfg = cfg
+        self.progress = progress
+        params = replace(cfg.params, days=cfg.days)
+        self.world = world or generate_world(cfg.seed, params)
+        self.clock = ManualClock()
+        self.start_ms = self.clock.now_ms()
+        self.app = build_app(database_url=database_url, clock=self.clock, ids=SequentialIds(), migrate=True)
+        self.engine = self.app.engine
+        install_world(self.engine, self.world)
+        self.mirror = AtsMirror()
+        Relay(self.app.db, [_Skip(SyncSubscriber.name), self.mirror], self.clock, gap_timeout_ms=0).drain()
+        self.sku_spec = self.world.sku_index()
+        for s in self.world.skus:  # SKUs without stock never produced an event: their ATS is 0 everywhere
+            for ch in self.world.channels:
+                self.mirror.ats.setdefault((ch.id, s.id), 0)
+        self.mirror.touched.clear()
+        specs = [
+            ChannelSpec(
+                ch.id,
+                ch.dialect,
+                [
+                    ListingSpec(s.id, qty=self.mirror.ats[ch.id, s.id], title=s.title, price=f"{s.price_usd:.2f}")
+                    for s in self.world.skus
+                ],
+                currency=ch.currency,
+            )
+            for ch in self.world.channels
+        ]
+        self.sandbox_app = create_app(SandboxConfig(channels=specs, seed=cfg.seed, clock=self.clock))
+        self.sandbox = sandbox_of(self.sandbox_app)
+        self.store = SyncStore(self.app.db)
+        for ch in self.world.channels:
+            self.store.set_endpoint(channel_config(self.sandbox, ch.id, BASE_URL), self.clock.now_ms())
+            if ch.dialect in NEEDS_REF:  # the listing mapping an onboarding would have stored
+                listings = self.sandbox.channels[ch.id].listings
+                self.store.save_listing_refs(ch.id, {sku: li.ref for sku, li in sorted(listings.items())})
+        self.relay = Relay(
+            self.app.db, [SyncSubscriber(self.store, self.clock), self.mirror], self.clock, gap_timeout_ms=0
+        )
+        self.orders = OrderIngestor(self.engine)
+        self.rec = Recorder(self.world, self.start_ms)
+        for (ch_id, sku), ats in sorted(self.mirror.ats.items()):
+            self.rec.init_key(ch_id, sku, self.sandbox.channels[ch_id].listings[sku].qty, ats)
+        self.demand_rng = random.Random(cfg.seed ^ DEMAND_SALT)
+        self.touched_skus: set[str] = set()
+        self.returns: list[tuple[int, str, str, int]] = []
+        self.step = 0
+        self.wake_ms: int | None = None
+        self.flush_open = False
+        self.worker: SyncWorker
+
+    # ------------------------------------------------------------------ public
+
+    def run(self) -> dict[str, Any]:
+        try:
+            return asyncio.run(self._run())
+        finally:
+            self.app.close()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        steps = cfg.days * DAY_MIN if cfg.max_steps is None else min(cfg.max_steps, cfg.days * DAY_MIN)
+        interval = POLICIES[cfg.policy]
+        pos = list(self.world.purchase_orders)
+        po_i = 0
+        transport = httpx.ASGITransport(app=self.sandbox_app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            conns = build_connectors(self.store.endpoints(), client, self.clock)
+            self.worker = SyncWorker(self.store, conns, self.clock, WorkerOptions(), self.orders)
+            for step in range(steps):
+                self.step = step
+                t0 = self.start_ms + step * MIN_MS
+                if interval and step % interval == 0:
+                    self.flush_open = True
+                    self.wake_ms = t0
+                arrivals: list[Movement] = []
+                while po_i < len(pos) and pos[po_i].arrive_min <= step:
+                    po = pos[po_i]
+                    arrivals.append(Movement(MovementKind.RECEIVE, po.sku, po.location, po.qty, f"sim:{po.id}"))
+                    self.rec.inbound_units += po.qty
+                    po_i += 1
+                if arrivals:
+                    self._advance(t0)
+                    self.engine.move_batch(arrivals)
+                    self.touched_skus.update(m.sku for m in arrivals)
+                    self._after_change()
+                for d in self._demand(step, t0):
+                    await self._worker_until(d.at_ms)
+                    self._advance(d.at_ms)
+                    self._buy(d)
+                await self._worker_until(t0 + MIN_MS - 1)
+                self._advance(t0 + MIN_MS)
+                if (step + 1) % cfg.sample_every_min == 0:
+                    self.rec.sample(self.clock.now_ms())
+                if cfg.inject_violation_at_step == step:
+                    self._corrupt()
+                if (step + 1) % cfg.check_every_min == 0 or cfg.inject_violation_at_step == step:
+                    self._check(full=(step + 1) % cfg.verify_every_min == 0 or cfg.inject_violation_at_step == step)
+                if self.progress is not None:
+                    self.progress(step + 1, steps)
+            self._check(full=True)
+        return {
+            "schema": 1,
+            "seed": cfg.seed,
+            "policy": cfg.policy,
+            "days": cfg.days,
+            "world": self.world.summary(),
+            "metrics": build_metrics(self.rec, self._final_state()),
+        }
+
+    def _advance(self, to_ms: int) -> None:
+        if to_ms > self.clock.ms:
+            self.rec.integrate(to_ms)
+            self.clock.ms = to_ms
+
+    def _demand(self, step: int, t0: int) -> list[_Demand]:
+        """Buyer arrivals in one minute: base Poisson per channel, plus the surges. Independent of the policy."""
+        rng = self.demand_rng
+        w = self.world
+        out: list[_Demand] = []
+        for ch in w.channels:
+            lam = w.base_rate_per_min(ch.id, step)
+            for _ in range(_poisson(rng, lam)):
+                s = w.pick_sku(ch.id, rng)
+                qty = rng.randint(2, 6) if s.long_tail and rng.random() < 0.2 else (2 if rng.random() < 0.12 else 1)
+                out.append(_Demand(t0 + rng.randrange(MIN_MS), ch.id, s.id, qty))
+        for surge in w.surges:
+            if not surge.start_min <= step < surge.end_min:
+                continue
+            for ch_id, mult in sorted(surge.channels.items()):
+                for sku in surge.skus:
+                    base = self.sku_spec[sku].base_per_day * w.params.orders_per_day / w._base_total
+                    lam = base * w.channel_factor(ch_id) * (mult - 1) / DAY_MIN * w.time_factor(ch_id, step)
+                    for _ in range(_poisson(rng, lam)):
+                        out.append(_Demand(t0 + rng.randrange(MIN_MS), ch_id, sku, 1))
+        out.sort()
+        return out
+
+    def _buy(self, d: _Demand) -> None:
+        rec = self.rec
+        listing = self.sandbox.channels[d.channel].listings[d.sku]
+        shown = listing.qty
+        true_ats = self.mirror.ats[d.channel, d.sku]
+        order = self.sandbox.place_order(d.channel, d.sku, d.qty, at_ms=d.at_ms)
+        sold = order.qty if order is not None else 0
+        price = self.sku_spec[d.sku].price_usd
+        rec.demand(d.channel, d.qty, sold, shown, true_ats, price)
+        if order is None:
+            return
+        self.rec.touch(d.channel, d.sku)
+        co = ChannelOrder(
+            order.order_id,
+            datetime.fromtimestamp(order.created_ms / 1000, tz=UTC),
+            "new",
+            (OrderLine(d.sku, sold, Decimal(f"{price:.2f}"), "1"),),
+            order.currency,
+        )
+        got = self.orders.ingest_one(d.channel, co, "webhook")
+        if got.status == RESERVED:
+            rec.sold(d.channel, sold, price)
+            self.touched_skus.add(d.sku)
+            rate = self.world.return_rates.get(self.sku_spec[d.sku].category, 0.0)
+            r = random.Random(f"{self.cfg.seed}:return:{d.channel}:{order.order_id}")
+            if r.random() < rate:
+                rec.returns_units += sold
+        elif got.status == CANCELLED:
+            rec.oversold(d.channel, sold, price)
+        else:
+            rec.held += 1
+        self._after_change()
+
+    def _after_change(self) -> None:
+        """Deliver outbox events (sync desired state + the ATS mirror); schedule the worker per the policy."""
+        self.relay.drain()
+        touched = self.mirror.touched
+        if touched:
+            for key in touched:
+                self.rec.touch(*key)
+            touched.clear()
+            if POLICIES[self.cfg.policy] == 0:
+                due = self.clock.now_ms() + self.cfg.realtime_delay_ms
+                self.wake_ms = due if self.wake_ms is None else min(self.wake_ms, due)
+        self.rec.refresh(self.mirror.ats, self.sandbox.channels)
+
+    async def _worker_until(self, until_ms: int) -> None:
+        """Run worker steps due at or before ``until_ms`` (in time order)."""
+        realtime = POLICIES[self.cfg.policy] == 0
+        while self.wake_ms is not None and self.wake_ms <= until_ms and (realtime or self.flush_open):
+            self._advance(self.wake_ms)
+            report = await self.worker.step()
+            self.rec.api(report.calls, report.http_429)
+            self._consume_samples()
+            for bucket_channel, bucket in self.worker.buckets.items():
+                if bucket.tokens < -1e-9:
+                    self._fail(f"token bucket of {bucket_channel} is negative ({bucket.tokens:.3f})")
+            now = self.clock.now_ms()
+            nxt = self.worker.next_wake_ms()
+            if nxt is None:
+                self.wake_ms = None
+                self.flush_open = False
+            else:
+                self.wake_ms = max(nxt, now + 100)
+
+    def _consume_samples(self) -> None:
+        samples = self.worker.samples
+        while samples:
+            s = samples.popleft()
+            self.rec.latency(s.channel, s.klass, s.latency_ms)
+            self.rec.touch(s.channel, s.sku)
+        self.rec.refresh(self.mirror.ats, self.sandbox.channels)
+
+    # ------------------------------------------------------------------ invariants
+
+    def _fail(self, detail: str) -> None:
+        raise InvariantViolation(self.cfg.seed, self.cfg.policy, self.step, detail)
+
+    def _check(self, *, full: bool) -> None:
+        self.rec.checks += 1
+        for sku in sorted(self.touched_skus):
+            for _sku, loc, bal in self.engine.balances(sku=sku):
+                problems = violations(bal)
+                if problems:
+                    self._fail(f"{sku} at {loc}: {'; '.join(problems)}")
+        self.touched_skus.clear()
+        if self.rec.negative_shown is not None:
+            ch_id, sku, qty = self.rec.negative_shown
+            self._fail(f"{ch_id} shows {qty} for {sku}")
+        if full:
+            self.rec.verifications += 1
+            bad = self.engine.verify()
+            if bad:
+                m = bad[0]
+                self._fail(f"{len(bad)} mismatch(es); first: {m.what} {m.sku} at {m.where}: {m.expected} != {m.actual}")
+
+    def _corrupt(self) -> None:
+        """Test hook: break ledger replay by writing a balance behind the engine's back."""
+        sku, loc, _qty = self.world.stock[0]
+        b = t.balances
+        with self.app.db.engine.begin() as conn:
+            conn.execute(sa.update(b).where(b.c.sku_id == sku, b.c.location_id == loc).values(on_hand=b.c.on_hand + 7))
+        self.touched_skus.add(sku)
+
+    def _final_state(self) -> dict[str, Any]:
+        status = {s.channel: s.as_dict() for s in self.store.status()}
+        return {
+            "sync_status": status,
+            "dead_letters": len(self.store.dead_letters()),
+            "queue_depth": sum(int(s.get("queue_depth") or 0) for s in status.values()),
+        }
+
+
+def run_scenario(
+    cfg: SimConfig,
+    database_url: str | None = None,
+    *,
+    world: SimWorld | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Run one scenario; a fresh temporary SQLite file unless ``database_url`` is given."""
+    if database_url is not None:
+        return Simulation(cfg, database_url, world=world, progress=progress).run()
+    with tempfile.TemporaryDirectory(prefix="accord-sim-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'sim.db'}"
+        return Simulation(cfg, url, world=world, progress=progress).run()

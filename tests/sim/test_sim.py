@@ -1,0 +1,116 @@
+"""Simulator: determinism, invariants, the policy ordering, the report and CLI bad input. Small worlds, few days."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from accord.cli import cli
+from accord.sim.metrics import METRIC_SECTIONS, dumps
+from accord.sim.report import render_html
+from accord.sim.runner import InvariantViolation, SimConfig, run_scenario
+from accord.sim.world import WorldParams, generate_world
+
+SMALL = WorldParams(products=6, orders_per_day=400.0)
+
+
+def small(policy: str = "realtime", seed: int = 3, days: int = 2, **kw: object) -> SimConfig:
+    return SimConfig(seed=seed, days=days, policy=policy, params=SMALL, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+    out = {}
+    for policy in ("realtime", "15m", "6h"):
+        db = tmp_path_factory.mktemp(policy) / "sim.db"
+        out[policy] = run_scenario(small(policy), f"sqlite:///{db}")
+    return out
+
+
+def test_world_is_reproducible_and_shaped_as_specified() -> None:
+    a, b = generate_world(11), generate_world(11)
+    assert a.summary() == b.summary()
+    assert [s.title for s in a.skus] == [s.title for s in b.skus]
+    s = a.summary()
+    assert 1_500 <= s["skus"] <= 2_500 and s["products"] == 200
+    assert s["channels"] == 32 and len(s["dialects"]) >= 8 and len(s["regions"]) >= 6
+    assert s["locations"] == {"regional_dc": 4, "warehouse": 4, "platform_fc": 4, "dark_store": 2}
+    assert s["non_compliant_products"] > 0 and s["purchase_orders"] > 0
+    assert {x["kind"] for x in s["surges"]} == {"flash_sale", "viral"}
+    assert generate_world(12).summary() != s
+
+
+def test_same_seed_and_policy_give_identical_json(tmp_path: Path, comparison: dict[str, dict[str, object]]) -> None:
+    again = run_scenario(small("realtime"), f"sqlite:///{tmp_path / 'again.db'}")
+    assert dumps(again) == dumps(comparison["realtime"])
+    assert set(again["metrics"]) == set(METRIC_SECTIONS)  # type: ignore[arg-type]
+
+
+def test_realtime_oversells_less_than_6h_under_a_flash_sale(comparison: dict[str, dict[str, object]]) -> None:
+    def oversold(p: str) -> int:
+        return int(comparison[p]["metrics"]["oversell"]["oversold_units"])  # type: ignore[index]
+
+    def sold_demand(p: str) -> int:
+        return int(comparison[p]["metrics"]["sales"]["demand_units"])  # type: ignore[index]
+
+    # the buyers are the same in every run: only the policy differs
+    assert sold_demand("realtime") == sold_demand("15m") == sold_demand("6h")
+    assert oversold("6h") > 0
+    assert oversold("realtime") < oversold("6h")
+    assert oversold("realtime") <= oversold("15m") <= oversold("6h")
+    acc = {p: float(comparison[p]["metrics"]["accuracy"]["time_weighted_accuracy_pct"]) for p in comparison}  # type: ignore[index]
+    assert acc["realtime"] > acc["6h"]
+
+
+def test_invariant_violation_names_seed_and_step(tmp_path: Path) -> None:
+    with pytest.raises(InvariantViolation) as info:
+        run_scenario(small(days=1, inject_violation_at_step=90), f"sqlite:///{tmp_path / 'bad.db'}")
+    assert info.value.seed == 3 and info.value.step == 90
+    assert "seed 3" in str(info.value) and "step 90" in str(info.value)
+
+
+def test_report_is_self_contained(comparison: dict[str, dict[str, object]]) -> None:
+    html = render_html(list(comparison.values()))
+    assert "<svg" in html and "realtime" in html and "6h" in html
+    assert not re.search(r"<(script|link)\b", html, re.I)
+    assert not re.search(r"https?://", html)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["simulate", "--sync", "hourly"], "--sync"),
+        (["simulate", "--days", "0"], "--days"),
+        (["simulate", "--days", "-3"], "--days"),
+        (["bench", "sim", "--days", "0"], "--days"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(args: list[str], needle: str) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_cli_simulate_writes_json_and_report(tmp_path: Path) -> None:
+    out, rep = tmp_path / "m.json", tmp_path / "r.html"
+    args = [
+        "simulate",
+        "--days",
+        "1",
+        "--seed",
+        "5",
+        "--products",
+        "3",
+        "--quiet",
+        "--json",
+        str(out),
+        "--report",
+        str(rep),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("{") and "<svg" in rep.read_text()
