@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -73,6 +73,15 @@ class Harness:
                 conns = build_connectors(self.store.endpoints(), client, self.clock)
                 worker = SyncWorker(self.store, conns, self.clock, WorkerOptions(**options), self.orders)
                 return await fn(worker)
+
+        return asyncio.run(main())
+
+    def run_with(self, connectors: Mapping[str, Any], fn: Callable[[SyncWorker], Awaitable[T]], **options: Any) -> T:
+        """Like :meth:`run` with hand-made connectors (fakes) in place of the sandbox's."""
+
+        async def main() -> T:
+            worker = SyncWorker(self.store, connectors, self.clock, WorkerOptions(**options), self.orders)
+            return await fn(worker)
 
         return asyncio.run(main())
 

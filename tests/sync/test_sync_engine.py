@@ -66,7 +66,8 @@ def test_token_bucket_honours_limits(make: Make) -> None:
     h.relay.drain()
     report = h.run(lambda w: w.step())
     calls = [c for c in h.sandbox.calls("amz") if c.operation == "patchListingsItem"]
-    assert len(calls) == 5 and report.acked == 5  # burst 5: five calls, never a 429
+    # burst 5 less the one call the worker keeps in reserve (jitter on the way must not cost a 429): four calls
+    assert len(calls) == 4 and report.acked == 4
     assert report.http_429 == 0 and all(c.status == 200 for c in calls)
 
     async def rest(w: SyncWorker) -> StepReport:
@@ -77,7 +78,7 @@ def test_token_bucket_honours_limits(make: Make) -> None:
         return total
 
     later = h.run(rest)
-    assert later.acked == 15 and later.http_429 == 0
+    assert later.acked == 16 and later.http_429 == 0
     assert all(c.status == 200 for c in h.sandbox.calls("amz"))
 
 
@@ -119,9 +120,13 @@ def test_compare_and_set_conflict_is_handled(make: Make) -> None:
         return out
 
     reports = h.run(go)
-    assert reports[0].conflicts == 1 and reports[0].acked == 0
-    assert sum(r.acked for r in reports) == 1
+    # the conflict is read back (the sandbox, like Shopify, does not say what it shows) and resent at once,
+    # expecting 7: acknowledged in the same step (write, read, write), with no attempt spent
+    assert reports[0].conflicts == 1 and reports[0].acked == 1 and reports[0].calls == 3
+    assert sum(r.acked for r in reports) == 1 and reports[0].retried == 0
     assert h.shown("shop", "A") == 9
+    writes = [c for c in h.sandbox.calls("shop") if c.operation != "getQuantities"]
+    assert len(writes) >= 2
 
 
 def test_malformed_responses_are_retried_then_dead_lettered_with_body(make: Make) -> None:

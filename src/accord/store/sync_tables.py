@@ -11,6 +11,9 @@ import sqlalchemy as sa
 from accord.store.schema import ID, metadata
 
 SKU = sa.String(128)
+# a sync_desired row still to send, spelt as each backend renders ``dead == false()`` so the planner matches it
+PENDING_SQLITE = "dead = 0 AND version > acked_version"
+PENDING_PG = "dead = false AND version > acked_version"
 
 # how to reach each channel (connector ChannelConfig); credentials and options are JSON objects
 sync_endpoints = sa.Table(
@@ -45,7 +48,18 @@ sync_desired = sa.Table(
     sa.Column("dead", sa.Boolean, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
-    sa.Index("ix_sync_desired_queue", "channel_id", "dead", "priority", "enqueued_at"),
+    # pending keys only, in the order the worker takes them (one range scan per channel with a LIMIT)
+    sa.Index(
+        "ix_sync_desired_pending",
+        "channel_id",
+        "priority",
+        "enqueued_at",
+        "sku_id",
+        "field",
+        sqlite_where=sa.text(PENDING_SQLITE),
+        postgresql_where=sa.text(PENDING_PG),
+    ),
+    sa.Index("ix_sync_desired_sku", "sku_id", "field"),  # every channel's row for one (sku, field)
 )
 
 # parked failures: visible in `accord sync status` and the API, with the marketplace body kept

@@ -78,7 +78,7 @@ from accord.store import sync_tables as st
 from accord.sync.orders import CANCELLED, OrderIngestor
 from accord.sync.store import SyncStore
 from accord.sync.subscriber import SyncSubscriber
-from accord.sync.worker import SyncWorker, WorkerOptions, build_connectors, call_budget
+from accord.sync.worker import StepReport, SyncWorker, WorkerOptions, build_connectors, call_budget
 from accord.sync.world import World, build_world, demo_world
 
 MAX_ORDERS = 50_000
@@ -91,6 +91,7 @@ BASELINE_MODE = (
 )
 CHECK_EVERY_S = 0.1
 CONVERGE_SLACK_S = 1.0
+WORKER_IDLE_S = 0.05  # a channel's longest sleep with keys pending elsewhere; enqueues wake it at once
 
 
 @dataclass(frozen=True)
@@ -317,16 +318,9 @@ async def _realtime(
         conns = build_connectors(store.endpoints(), client, app.engine.clock)
         worker = SyncWorker(store, conns, app.engine.clock, WorkerOptions(), ingestor)
         stop = asyncio.Event()
-
-        async def work() -> None:
-            while not stop.is_set():
-                r = await worker.step()
-                res.worker_calls += r.calls
-                res.worker_429 += r.http_429
-                if r.sent == 0 and r.cancels == 0:
-                    await asyncio.sleep(0.005)
-
-        task = asyncio.create_task(work())
+        totals = StepReport()
+        # every channel on its own loop, woken by the subscriber's enqueues (same process), as `accord serve` runs it
+        task = asyncio.create_task(worker.serve(stop, idle_s=WORKER_IDLE_S, total=totals))
         t0 = time.monotonic()
         i = 0
         try:
@@ -368,6 +362,7 @@ async def _realtime(
         finally:
             stop.set()
             await task
+            res.worker_calls, res.worker_429 = totals.calls, totals.http_429
     for s in worker.samples:
         (res.critical_ms if s.klass == "critical" else res.other_ms).append(s.latency_ms)
     after = _versions(app)

@@ -79,6 +79,20 @@ class OrderIngestor:
         self._q_cursor_del = c(sa.delete(pc).where(pc.c.channel_id == b("ch")))
         self._q_cursor_ins = c(sa.insert(pc).values(channel_id=b("ch"), cursor=b("cur"), updated_at=b("at")))
         self._q_sku = c(sa.select(t.skus.c.id).where(t.skus.c.id == b("sku")))
+        self._q_pending_cancel = c(
+            sa.select(
+                o.c.channel_id,
+                o.c.channel_order_id,
+                o.c.status,
+                o.c.reason,
+                o.c.lines,
+                o.c.source,
+                o.c.cancel_state,
+                o.c.cancel_error,
+            )
+            .where(o.c.status == b("status"), o.c.cancel_state == b("state"))
+            .order_by(o.c.ingested_at, o.c.channel_id, o.c.channel_order_id)
+        )
         bl = t.balances
         self._q_avail = c(
             sa.select(bl.c.location_id, bl.c.on_hand - bl.c.committed).where(bl.c.sku_id == b("sku")),
@@ -215,8 +229,11 @@ class OrderIngestor:
         return [OrderRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
 
     def pending_cancellations(self, limit: int = 100) -> list[OrderRow]:
-        rows = [r for r in self.orders(status=CANCELLED, limit=limit * 10) if r.cancel_state == "pending"]
-        return rows[:limit]
+        """Cancelled orders whose cancellation is still to be sent (a read transaction: never waits for writers)."""
+        with self.db.read() as tx:
+            tx.run(self._q_pending_cancel, (CANCELLED, "pending"))
+            rows = tx.cur.fetchmany(max(1, limit))
+        return [OrderRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
 
 
 def counts_by_status(rows: list[OrderRow]) -> Mapping[str, int]:

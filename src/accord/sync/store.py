@@ -4,7 +4,7 @@ other rows takes the caller's :class:`~accord.store.db.Tx`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,9 @@ def dumps(value: Any) -> str:
 class SyncStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # in-process wake-up hints: called with the channels an enqueue made pending (the database stays the truth;
+        # a listener may run before the enqueuing transaction commits, so it must only wake a reader, never trust it)
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
         c = db.compile
         d, ep, dl = st.sync_desired, st.sync_endpoints, st.sync_dead_letters
         ins = postgresql.insert if db.backend == "postgresql" else sqlite.insert
@@ -297,6 +300,14 @@ class SyncStore:
             )
         )
 
+    def add_listener(self, fn: Callable[[frozenset[str]], None]) -> None:
+        """Call ``fn(channels)`` after each enqueue that left keys pending for those channels (same process)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[frozenset[str]], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
     # ------------------------------------------------------------------ endpoints
 
     def set_endpoint(self, cfg: ChannelConfig, now_ms: int) -> None:
@@ -339,6 +350,7 @@ class SyncStore:
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         pending = 0
+        woken: set[str] = set()
         for channel, value, prio in values:
             text = dumps(value)
             row = existing.get(channel)
@@ -347,6 +359,7 @@ class SyncStore:
                 vals.update({"prio": prio, "enq": committed_at, "at": now_ms})
                 inserts.append(self._q_desired_ins.bind(vals))
                 pending += 1
+                woken.add(channel)
                 continue
             version, acked_version, acked_value, dead, enq = int(row[1]), int(row[2]), row[3], bool(row[4]), row[5]
             new_version = version + 1
@@ -364,12 +377,17 @@ class SyncStore:
                 became_critical = prio == P_CRITICAL and int(row[6]) != P_CRITICAL
                 enq_at = int(enq) if was_pending and not became_critical else committed_at
                 pending += 1
+                woken.add(channel)
             vals = {"ch": channel, "sku": sku, "field": field_name, "value": text, "version": new_version}
             vals.update({"prio": prio, "enq": enq_at, "acked_version": new_acked, "attempts": 0, "next": 0})
             vals.update({"dead": False, "at": now_ms})
             updates.append(self._q_desired_upd.bind(vals))
         tx.many(self._q_desired_ins, inserts)
         tx.many(self._q_desired_upd, updates)
+        if woken:
+            channels = frozenset(woken)
+            for fn in list(self._listeners):
+                fn(channels)
         return pending
 
     def due(self, channel: str, now_ms: int, limit: int) -> list[Pending]:
@@ -396,37 +414,56 @@ class SyncStore:
             row = tx.one(self._q_next_due, (channel,))
         return int(row[0]) if row is not None and row[0] is not None else None
 
-    def ack(self, tx: Tx, p: Pending, now_ms: int) -> None:
+    def _ack_row(self, p: Pending, now_ms: int) -> tuple[Any, ...]:
         vals = {"ch": p.channel, "sku": p.sku, "field": p.field, "version": p.version, "value": dumps(p.value)}
         vals.update({"version2": p.version, "at": now_ms, "at2": now_ms})
-        tx.run(self._q_ack, self._q_ack.bind(vals))
+        return self._q_ack.bind(vals)
 
-    def retry(self, tx: Tx, p: Pending, attempts: int, next_at: int, error: str, now_ms: int) -> None:
+    def _retry_row(self, p: Pending, attempts: int, next_at: int, error: str, now_ms: int) -> tuple[Any, ...]:
         vals = {"ch": p.channel, "sku": p.sku, "field": p.field, "ver": p.version, "n": attempts}
         vals.update({"next": next_at, "err": error[:2000], "at": now_ms})
-        tx.run(self._q_retry, self._q_retry.bind(vals))
+        return self._q_retry.bind(vals)
+
+    def _observed_row(self, p: Pending, value: Any, now_ms: int) -> tuple[Any, ...]:
+        text = None if value is None else dumps(value)
+        return self._q_observed.bind({"ch": p.channel, "sku": p.sku, "field": p.field, "value": text, "at": now_ms})
+
+    def ack(self, tx: Tx, p: Pending, now_ms: int) -> None:
+        self.ack_many(tx, [p], now_ms)
+
+    def ack_many(self, tx: Tx, items: Sequence[Pending], now_ms: int) -> None:
+        """The channel acknowledged each item's value (one executemany; an older version never overwrites)."""
+        tx.many(self._q_ack, [self._ack_row(p, now_ms) for p in items])
+
+    def retry(self, tx: Tx, p: Pending, attempts: int, next_at: int, error: str, now_ms: int) -> None:
+        tx.run(self._q_retry, self._retry_row(p, attempts, next_at, error, now_ms))
+
+    def retry_many(self, tx: Tx, rows: Sequence[tuple[Pending, int, int, str]], now_ms: int) -> None:
+        """(item, attempts, next attempt at, error) per row, in one executemany."""
+        tx.many(self._q_retry, [self._retry_row(p, n, at, err, now_ms) for p, n, at, err in rows])
 
     def observed(self, tx: Tx, p: Pending, value: Any, now_ms: int) -> None:
         """The channel showed ``value`` (a compare-and-set mismatch): the next attempt expects it."""
-        tx.run(
-            self._q_observed,
-            self._q_observed.bind(
-                {
-                    "ch": p.channel,
-                    "sku": p.sku,
-                    "field": p.field,
-                    "value": None if value is None else dumps(value),
-                    "at": now_ms,
-                }
-            ),
-        )
+        tx.run(self._q_observed, self._observed_row(p, value, now_ms))
+
+    def observed_many(self, tx: Tx, rows: Sequence[tuple[Pending, Any]], now_ms: int) -> None:
+        tx.many(self._q_observed, [self._observed_row(p, v, now_ms) for p, v in rows])
 
     def park(self, tx: Tx, p: Pending, attempts: int, reason: str, error: str, body: str | None, now_ms: int) -> None:
-        vals = {"ch": p.channel, "sku": p.sku, "field": p.field, "ver": p.version, "n": attempts}
-        vals.update({"err": error[:2000], "at": now_ms})
-        tx.run(self._q_park, self._q_park.bind(vals))
-        vals.update({"value": dumps(p.value), "reason": reason[:64], "body": body[:20000] if body else None})
-        tx.run(self._q_dead_ins, self._q_dead_ins.bind(vals))
+        self.park_many(tx, [(p, attempts, reason, error, body)], now_ms)
+
+    def park_many(self, tx: Tx, rows: Sequence[tuple[Pending, int, str, str, str | None]], now_ms: int) -> None:
+        """Dead-letter each (item, attempts, reason, error, body): the key stops, the letter keeps the body."""
+        parks: list[tuple[Any, ...]] = []
+        letters: list[tuple[Any, ...]] = []
+        for p, attempts, reason, error, body in rows:
+            vals = {"ch": p.channel, "sku": p.sku, "field": p.field, "ver": p.version, "n": attempts}
+            vals.update({"err": error[:2000], "at": now_ms})
+            parks.append(self._q_park.bind(vals))
+            vals.update({"value": dumps(p.value), "reason": reason[:64], "body": body[:20000] if body else None})
+            letters.append(self._q_dead_ins.bind(vals))
+        tx.many(self._q_park, parks)
+        tx.many(self._q_dead_ins, letters)
 
     def desired_for_channel(self, channel: str, field_name: str = QUANTITY) -> list[tuple[str, Any, bool, Any]]:
         """(sku, desired value, in sync as far as we know, acked value) for every key of a channel."""

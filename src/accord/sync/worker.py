@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import math
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -36,6 +38,10 @@ from accord.sync.store import P_CRITICAL, QUANTITY, Pending, SyncStore, quantity
 # dialects whose quantity writes address listings by the channel's own id
 NEEDS_REF = frozenset({"shopify", "mercadolibre", "shopee", "lazada", "allegro"})
 SHOPIFY_COST_PER_WRITE = 10
+SYNC_ERROR_PAUSE_S = 1.0
+CANCEL_EVERY_S = 0.1
+
+log = logging.getLogger("accord.sync")
 
 
 class TokenBucket:
@@ -132,6 +138,10 @@ class WorkerOptions:
     max_items_per_channel_step: int = 500
     max_samples: int = 1_000_000
     bucket_safety: float = 1.0  # scale of the published rate we allow ourselves
+    # calls of the published burst we never use: the channel's bucket keeps a spare token, so calls that jitter
+    # closer together on the way still fit (a 429 costs >= 1 s: the sandbox, like many APIs, rounds Retry-After up)
+    burst_reserve: int = 1
+    cas_resends: int = 2  # per step: resend compare-and-set conflicts at once, expecting what the channel showed
 
 
 @dataclass
@@ -147,7 +157,8 @@ class SyncWorker:
         self.buckets: dict[str, TokenBucket] = {}
         for ch, conn in self.connectors.items():
             rate, burst = call_budget(conn.limits)
-            self.buckets[ch] = TokenBucket(rate * self.options.bucket_safety, burst, now)
+            reserve = max(0, min(self.options.burst_reserve, burst - 1))
+            self.buckets[ch] = TokenBucket(rate * self.options.bucket_safety, burst - reserve, now)
         self.samples: deque[Sample] = deque(maxlen=self.options.max_samples)
         self.refs: dict[str, dict[str, str]] = {ch: self.store.listing_refs(ch) for ch in self.connectors}
 
@@ -184,9 +195,9 @@ class SyncWorker:
         if calls_avail <= 0:
             return report
         batch_size = max(1, conn.limits.max_batch_size)
+        # one indexed range scan (pending keys by priority, enqueued_at), as many keys as the bucket can carry now
         limit = min(calls_avail * batch_size, self.options.max_items_per_channel_step)
-        items = self.store.due(channel, now, limit)
-        items = [p for p in items if p.field == QUANTITY]
+        items = [p for p in self.store.due(channel, now, limit) if p.field == QUANTITY]
         if not items:
             return report
         if conn.dialect in NEEDS_REF:
@@ -199,6 +210,29 @@ class SyncWorker:
             if not items:
                 return report
         bucket.take(math.ceil(len(items) / batch_size), now)
+        queue: deque[list[Pending]] = deque([items])
+        resends = 0
+        while queue:
+            group = queue.popleft()
+            results = await self._send(channel, conn, group)
+            may_resend = resends < self.options.cas_resends
+            innocent, conflicted = self._apply_results(channel, group, results, report, resend=may_resend)
+            if not innocent and not conflicted:
+                continue
+            resends += 1
+            ready = await self._observe(channel, conn, conflicted, report)
+            # keys aborted with a conflicting one go first, alone: a conflicting key never holds the others back
+            for again in (innocent, ready):
+                if not again:
+                    continue
+                now = self.clock.now_ms()
+                if bucket.take(math.ceil(len(again) / batch_size), now):
+                    queue.append(again)
+                else:
+                    self._defer(channel, again, now)
+        return report
+
+    async def _send(self, channel: str, conn: Connector, items: Sequence[Pending]) -> list[ItemResult]:
         cas = conn.limits.supports_compare_and_set
         refs = self.refs.get(channel, {})
         updates = [
@@ -211,39 +245,97 @@ class SyncWorker:
             )
             for p in items
         ]
+        # the calls the bucket already paid for go out together: a step lasts about one call, so a key that turns
+        # critical meanwhile waits for one round trip, not for a queue of sequential ones
+        batch_size = max(1, conn.limits.max_batch_size)
+        chunks = [updates[i : i + batch_size] for i in range(0, len(updates), batch_size)]
+        parts = await asyncio.gather(*(self._send_chunk(conn, chunk) for chunk in chunks))
+        return [r for part in parts for r in part]
+
+    @staticmethod
+    async def _send_chunk(conn: Connector, updates: Sequence[QuantityUpdate]) -> list[ItemResult]:
         try:
-            results = await conn.set_quantities(updates)
+            return list(await conn.set_quantities(updates))
         except ConnectorError as err:
-            results = [
+            return [
                 ItemResult(
-                    p.sku,
+                    u.sku,
                     ItemStatus.RETRYABLE if err.retryable else ItemStatus.REJECTED,
                     err.reason,
                     str(err),
                     error=err,
                     retry_after_s=err.retry_after_s,
                 )
-                for p in items
+                for u in updates
             ]
-        stale = self._apply_results(channel, items, results, report)
-        if stale:
-            await self._reread(channel, conn, stale, report)
-        return report
 
-    async def _reread(self, channel: str, conn: Connector, stale: list[Pending], report: StepReport) -> None:
-        """A compare-and-set failed without telling us what the channel shows: read it, so the retry expects it."""
+    async def _observe(
+        self, channel: str, conn: Connector, conflicted: Sequence[tuple[Pending, int | None]], report: StepReport
+    ) -> list[Pending]:
+        """Compare-and-set conflicts → the keys to resend at once, each expecting what the channel showed.
+
+        The quantity the channel returned with the conflict is used as is; the others are read back (one call per
+        50). A key the channel already shows is acknowledged; one whose quantity stays unknown waits (an attempt)."""
+        if not conflicted:
+            return []
+        observed: dict[str, int | None] = {p.sku: qty for p, qty in conflicted}
+        unknown = [p for p, qty in conflicted if qty is None]
+        if unknown:
+            observed.update(await self._reread(channel, conn, unknown, report))
+        now = self.clock.now_ms()
+        ready: list[Pending] = []
+        shown: list[Pending] = []
+        waiting: list[tuple[Pending, int, int, str]] = []
+        for p, _ in conflicted:
+            qty = observed.get(p.sku)
+            if qty is None:
+                waiting.append((p, p.attempts + 1, now, "cas_mismatch: the channel's quantity could not be read"))
+            elif qty == p.value:
+                shown.append(p)
+            else:
+                ready.append(dataclasses.replace(p, acked_value=qty))
+        if shown or waiting:
+            counts: Counter[str] = Counter()
+            samples = self._samples(channel, shown, now)
+            counts["acked"] += len(shown)
+            report.acked += len(shown)
+            with self.store.db.tx() as tx:
+                self.store.ack_many(tx, shown, now)
+                parks = [
+                    (p, n, "cas_mismatch", err, None) for p, n, _, err in waiting if n >= self.options.max_attempts
+                ]
+                retries = [w for w in waiting if w[1] < self.options.max_attempts]
+                self.store.park_many(tx, parks, now)
+                self.store.retry_many(tx, retries, now)
+                counts["dead"] += len(parks)
+                counts["retries"] += len(retries)
+                report.parked += len(parks)
+                report.retried += len(retries)
+                self.store.count(tx, channel, counts)
+                self.store.observe_latency(tx, channel, samples)
+        return ready
+
+    def _defer(self, channel: str, items: Sequence[Pending], now: int) -> None:
+        """No budget left to resend now: keep what the channel showed and make the keys due at once (no attempt)."""
+        with self.store.db.tx() as tx:
+            self.store.observed_many(tx, [(p, p.acked_value) for p in items if isinstance(p.acked_value, int)], now)
+            self.store.retry_many(tx, [(p, p.attempts, now, "resend deferred: no call budget") for p in items], now)
+
+    async def _reread(
+        self, channel: str, conn: Connector, stale: Sequence[Pending], report: StepReport
+    ) -> dict[str, int | None]:
+        """A compare-and-set failed without telling us what the channel shows: read it, so the resend expects it."""
         now = self.clock.now_ms()
         observed: dict[str, int | None] = {p.sku: None for p in stale}
-        if self.buckets[channel].take(math.ceil(len(stale) / 50), now):
-            report.calls += math.ceil(len(stale) / 50)
+        calls = math.ceil(len(stale) / 50)
+        if self.buckets[channel].take(calls, now):
+            report.calls += calls
             try:
                 for snap in await conn.get_quantities([p.sku for p in stale]):
                     observed[snap.sku] = snap.qty
             except ConnectorError as err:
                 self._rate_limit(channel, err, report)
-        with self.store.db.tx() as tx:
-            for p in stale:
-                self.store.observed(tx, p, observed.get(p.sku), now)
+        return observed
 
     async def _with_refs(
         self, channel: str, conn: Connector, items: list[Pending], report: StepReport
@@ -270,10 +362,14 @@ class SyncWorker:
         unknown = [p for p in items if p.sku not in refs]
         if unknown:
             with self.store.db.tx() as tx:
-                for p in unknown:
-                    self.store.park(
-                        tx, p, p.attempts + 1, "unknown_listing", f"{channel} has no listing for {p.sku}", None, now
-                    )
+                self.store.park_many(
+                    tx,
+                    [
+                        (p, p.attempts + 1, "unknown_listing", f"{channel} has no listing for {p.sku}", None)
+                        for p in unknown
+                    ],
+                    now,
+                )
                 self.store.count(tx, channel, {"dead": len(unknown)})
             report.parked += len(unknown)
         return [p for p in items if p.sku in refs]
@@ -286,89 +382,117 @@ class SyncWorker:
         self.buckets[channel].block_until(now + wait, now)
         report.http_429 += 1
 
+    def _samples(self, channel: str, acked: Sequence[Pending], now: int) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        for p in acked:
+            klass = "critical" if p.priority == P_CRITICAL else "other"
+            latency = max(0, now - p.enqueued_at)
+            out.append((klass, latency))
+            self.samples.append(Sample(channel, p.sku, klass, latency, now))
+        return out
+
     def _apply_results(
-        self, channel: str, items: Sequence[Pending], results: Sequence[ItemResult], report: StepReport
-    ) -> list[Pending]:
-        """Record the outcome of one send; returns the compare-and-set conflicts that need a re-read."""
+        self,
+        channel: str,
+        items: Sequence[Pending],
+        results: Sequence[ItemResult],
+        report: StepReport,
+        *,
+        resend: bool = False,
+    ) -> tuple[list[Pending], list[tuple[Pending, int | None]]]:
+        """Record the outcome of one send in one transaction (an executemany per kind of write).
+
+        With ``resend``, returns what the caller resends at once instead of recording it: the keys a conflicting
+        key aborted (all-or-nothing batches), and the compare-and-set conflicts with the quantity the channel
+        returned (None: unknown, read it back). Without it, those keys are made due again at once."""
         now = self.clock.now_ms()
         opts = self.options
-        stale: list[Pending] = []
         batch_size = max(1, self.connectors[channel].limits.max_batch_size)
         by_sku = {r.sku: r for r in results}
         counts: Counter[str] = Counter()
-        samples: list[tuple[str, int]] = []
+        acked: list[Pending] = []
+        retries: list[tuple[Pending, int, int, str]] = []
+        parks: list[tuple[Pending, int, str, str, str | None]] = []
+        observed: list[tuple[Pending, Any]] = []
+        innocent: list[Pending] = []
+        conflicted: list[tuple[Pending, int | None]] = []
         rate_errors: dict[int, ConnectorError] = {}
         attempted = 0
-        with self.store.db.tx() as tx:
-            for p in items:
-                r = by_sku.get(p.sku)
-                if r is None:
-                    r = ItemResult(p.sku, ItemStatus.RETRYABLE, "missing_result", "the connector returned no result")
-                if r.reason != "not_attempted":
-                    attempted += 1
-                if r.status is ItemStatus.OK:
-                    self.store.ack(tx, p, now)
-                    klass = "critical" if p.priority == P_CRITICAL else "other"
-                    latency = max(0, now - p.enqueued_at)
-                    samples.append((klass, latency))
-                    self.samples.append(Sample(channel, p.sku, klass, latency, now))
-                    counts["acked"] += 1
-                    report.acked += 1
-                elif r.status is ItemStatus.CONFLICT:
-                    if r.observed_qty is not None:
-                        self.store.observed(tx, p, r.observed_qty, now)
-                    else:
-                        stale.append(p)
-                    self._retry_or_park(tx, p, r, now, 0, counts, report)
-                    counts["conflicts"] += 1
-                    report.conflicts += 1
-                elif r.status is ItemStatus.REJECTED:
-                    body = r.error.body if r.error is not None else None
-                    self.store.park(tx, p, p.attempts + 1, r.reason or "rejected", r.detail or "rejected", body, now)
-                    counts["dead"] += 1
-                    report.parked += 1
+
+        def retry_or_park(p: Pending, r: ItemResult, delay_ms: int) -> None:
+            attempts = p.attempts + 1
+            error = f"{r.reason}: {r.detail}"
+            if attempts >= opts.max_attempts:
+                body = r.error.body if r.error is not None else None
+                parks.append((p, attempts, r.reason or "retries_exhausted", error, body))
+            else:
+                retries.append((p, attempts, now + delay_ms, error))
+                counts["retries"] += 1
+
+        for p in items:
+            r = by_sku.get(p.sku)
+            if r is None:
+                r = ItemResult(p.sku, ItemStatus.RETRYABLE, "missing_result", "the connector returned no result")
+            if r.reason != "not_attempted":
+                attempted += 1
+            if r.status is ItemStatus.OK:
+                acked.append(p)
+            elif r.status is ItemStatus.CONFLICT:
+                counts["conflicts"] += 1
+                report.conflicts += 1
+                if resend:
+                    conflicted.append((p, r.observed_qty))
+                elif r.observed_qty is not None:  # known: due again at once, expecting it (not a failed attempt)
+                    observed.append((p, r.observed_qty))
+                    retries.append((p, p.attempts, now, f"{r.reason}: {r.detail}"))
+                    counts["retries"] += 1
                 else:
-                    err = r.error
-                    if isinstance(err, RateLimited):
-                        rate_errors[id(err)] = err
-                        wait = (
-                            opts.default_retry_after_ms if err.retry_after_s is None else int(err.retry_after_s * 1e3)
-                        )
-                        self.store.retry(tx, p, p.attempts, now + wait, f"{r.reason}: {r.detail}", now)
-                        counts["retries"] += 1
-                        report.retried += 1
-                    elif r.reason == "not_attempted":
-                        self.store.retry(tx, p, p.attempts, now, f"{r.reason}: {r.detail}", now)
-                    else:
-                        delay = min(opts.max_backoff_ms, opts.backoff_ms * 2**p.attempts)
-                        if r.retry_after_s is not None:
-                            delay = max(delay, int(r.retry_after_s * 1000))
-                        self._retry_or_park(tx, p, r, now, delay, counts, report)
-            calls = max(1, math.ceil(attempted / batch_size)) if attempted else 0
-            counts["calls"] += calls
-            counts["http_429"] += len(rate_errors)
-            report.calls += calls
-            report.sent += len(items)
+                    observed.append((p, None))
+                    retry_or_park(p, r, 0)
+            elif r.status is ItemStatus.REJECTED:
+                body = r.error.body if r.error is not None else None
+                parks.append((p, p.attempts + 1, r.reason or "rejected", r.detail or "rejected", body))
+            elif r.reason == "batch_aborted":  # another key of an all-or-nothing batch failed, not this one
+                if resend:
+                    innocent.append(p)
+                else:
+                    retries.append((p, p.attempts, now, f"{r.reason}: {r.detail}"))
+                    counts["retries"] += 1
+            else:
+                err = r.error
+                if isinstance(err, RateLimited):
+                    rate_errors[id(err)] = err
+                    wait = opts.default_retry_after_ms if err.retry_after_s is None else int(err.retry_after_s * 1e3)
+                    retries.append((p, p.attempts, now + wait, f"{r.reason}: {r.detail}"))
+                    counts["retries"] += 1
+                elif r.reason == "not_attempted":
+                    retries.append((p, p.attempts, now, f"{r.reason}: {r.detail}"))
+                else:
+                    delay = min(opts.max_backoff_ms, opts.backoff_ms * 2**p.attempts)
+                    if r.retry_after_s is not None:
+                        delay = max(delay, int(r.retry_after_s * 1000))
+                    retry_or_park(p, r, delay)
+        samples = self._samples(channel, acked, now)
+        counts["acked"] += len(acked)
+        counts["dead"] += len(parks)
+        report.acked += len(acked)
+        report.parked += len(parks)
+        report.retried += counts["retries"]
+        calls = max(1, math.ceil(attempted / batch_size)) if attempted else 0
+        counts["calls"] += calls
+        counts["http_429"] += len(rate_errors)
+        report.calls += calls
+        report.sent += len(items)
+        with self.store.db.tx() as tx:
+            self.store.ack_many(tx, acked, now)
+            self.store.observed_many(tx, observed, now)
+            self.store.retry_many(tx, retries, now)
+            self.store.park_many(tx, parks, now)
             self.store.count(tx, channel, counts)
             self.store.observe_latency(tx, channel, samples)
         for err in rate_errors.values():
             self._rate_limit(channel, err, report)
-        return stale
-
-    def _retry_or_park(
-        self, tx: Any, p: Pending, r: ItemResult, now: int, delay_ms: int, counts: Counter[str], report: StepReport
-    ) -> None:
-        attempts = p.attempts + 1
-        error = f"{r.reason}: {r.detail}"
-        if attempts >= self.options.max_attempts:
-            body = r.error.body if r.error is not None else None
-            self.store.park(tx, p, attempts, r.reason or "retries_exhausted", error, body, now)
-            counts["dead"] += 1
-            report.parked += 1
-        else:
-            self.store.retry(tx, p, attempts, now + delay_ms, error, now)
-            counts["retries"] += 1
-            report.retried += 1
+        return innocent, conflicted
 
     # ------------------------------------------------------------------ loops
 
@@ -382,6 +506,58 @@ class SyncWorker:
             if r.sent == 0 and r.cancels == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=idle_s)
+        return total
+
+    async def serve(self, stop: asyncio.Event, idle_s: float = 0.05, total: StepReport | None = None) -> StepReport:
+        """Run every channel on its own loop until ``stop`` (what ``run`` does in lock-step, without the lock-step):
+        a slow or rate-limited channel never holds the others back. A channel sleeps until its bucket has a token,
+        or until an enqueue in this process wakes it (:meth:`SyncStore.add_listener`), or ``idle_s`` at most (the
+        database is the truth: the wake-up is a hint). Cancellations run on a loop of their own. Reports add up in
+        ``total`` as they come."""
+        total = total if total is not None else StepReport()
+        loop = asyncio.get_running_loop()
+        wake = {ch: asyncio.Event() for ch in self.connectors}
+
+        def woken(channels: frozenset[str]) -> None:  # any thread: the relay may run the subscriber elsewhere
+            for ch in channels:
+                ev = wake.get(ch)
+                if ev is not None:
+                    loop.call_soon_threadsafe(ev.set)
+
+        async def channel_loop(channel: str) -> None:
+            ev = wake[channel]
+            bucket = self.buckets[channel]
+            while not stop.is_set():
+                ev.clear()
+                try:
+                    r = await self._step_channel(channel)
+                except Exception:  # keep the channel alive; its pending state is retried on the next round
+                    log.exception("sync step failed on %s", channel)
+                    await _sleep_or(stop, None, SYNC_ERROR_PAUSE_S)
+                    continue
+                total.add(r)
+                if r.sent:
+                    await asyncio.sleep(0)  # let the other channels (and the HTTP responses) in
+                    continue
+                now = self.clock.now_ms()
+                if bucket.available(now) <= 0:  # out of budget: nothing to do before the next token
+                    await _sleep_or(stop, None, max(0.001, bucket.wait_ms(1, now) / 1000))
+                else:
+                    await _sleep_or(stop, ev, idle_s)
+
+        async def cancel_loop() -> None:
+            while not stop.is_set() and self.orders is not None:
+                try:
+                    total.cancels += await self.send_cancellations()
+                except Exception:
+                    log.exception("sending cancellations failed")
+                await _sleep_or(stop, None, max(idle_s, CANCEL_EVERY_S))
+
+        self.store.add_listener(woken)
+        try:
+            await asyncio.gather(*(channel_loop(ch) for ch in sorted(self.connectors)), cancel_loop())
+        finally:
+            self.store.remove_listener(woken)
         return total
 
     async def drain(self, max_steps: int = 100) -> StepReport:
@@ -469,6 +645,18 @@ class SyncWorker:
             self.orders.set_cancel_state(row.channel, row.channel_order_id, "sent", None)
             sent += 1
         return sent
+
+
+async def _sleep_or(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: float) -> None:
+    """Sleep ``timeout_s`` or until ``stop`` (or ``wake``) is set."""
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, timeout_s), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 ORDER_CANCEL = """
