@@ -675,12 +675,41 @@ def bench_ledger(
 
 @cli.command()
 def demo(
-    path: Annotated[str, typer.Option("--db", help="SQLite file for the demo (recreated).")] = "accord-demo.db",
+    path: Annotated[str, typer.Option("--dir", help="Folder for the demo databases and report.")] = "accord-demo",
+    days: Annotated[int, typer.Option("--days", help="Simulated days.", min=1, max=90)] = 14,
+    seed: Annotated[int, typer.Option("--seed", help="World and demand seed.")] = 42,
+    ledger: Annotated[bool, typer.Option("--ledger", help="Only the quick ledger walkthrough.")] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Afterwards, serve the API on the real-time run's database.")
+    ] = False,
 ) -> None:
-    """Build a small demo world and show per-channel availability as stock moves."""
+    """The main job: a walkthrough of one ledger, then the same brand simulated under real-time, 15-minute and
+    6-hour sync, with a comparison table and a self-contained HTML report."""
+    from pathlib import Path
+
     from accord.demo import run_demo
 
-    run_demo(path, out)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    run_demo(str(folder / "ledger-walkthrough.db"), out)
+    if ledger:
+        return
+    from accord.sim.compare import run_demo_comparison
+
+    run_demo_comparison(folder, out, days=days, seed=seed)
+    if serve:
+        import uvicorn
+
+        from accord.api.app import create_app
+        from accord.app.tokens import create_token
+
+        db_file = folder / f"sim-{seed}-realtime.db"
+        STATE.database_url = f"sqlite:///{db_file}"
+        with _app() as app:
+            token = create_token(app.db, f"demo-{uuid.uuid4().hex[:6]}")
+            out.print(f"API on http://127.0.0.1:{app.settings.api_port} (database {db_file}); token: {token}")
+            out.print("try: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8400/v1/events?limit=20")
+            uvicorn.run(create_app(app), host="127.0.0.1", port=app.settings.api_port, log_level="warning")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
