@@ -588,7 +588,7 @@ class Engine:
 
     def ats(self, sku: str, channel: str | None = None) -> dict[str, int]:
         """ATS of one SKU on every channel (or one). Unknown SKU or channel is an error."""
-        with self.db.read() as tx:
+        with self.db.lookup() as tx:
             row = tx.one(self.sql.ats_sku, (sku,))
             stored: dict[str, int] = orjson.loads(row[0]) if row is not None else {}
             if channel is not None:

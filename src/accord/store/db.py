@@ -103,6 +103,7 @@ class Database:
         else:
             self.engine = sa.create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
             self.dialect = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
+        self._lookup_engine: sa.Engine | None = None
         self._local = threading.local()
         self._held: list[Any] = []  # SQLite connections held by threads (closed on dispose)
         self._lock = threading.Lock()
@@ -186,12 +187,40 @@ class Database:
         finally:
             raw.close()
 
+    @contextmanager
+    def lookup(self) -> Iterator[Tx]:
+        """Point reads that need no snapshot across statements (e.g. one ATS value). PostgreSQL: an autocommit
+        connection, so a lookup is one round trip instead of three; SQLite: the same as ``read``."""
+        if self.backend == "sqlite":
+            with self.read() as tx:
+                yield tx
+            return
+        raw = self._autocommit_engine().raw_connection()
+        try:
+            yield Tx(raw, self.backend)
+        finally:
+            raw.close()
+
+    def _autocommit_engine(self) -> sa.Engine:
+        eng = self._lookup_engine
+        if eng is None:
+            with self._lock:
+                if self._lookup_engine is None:
+                    self._lookup_engine = sa.create_engine(
+                        self.url, pool_size=4, max_overflow=8, pool_reset_on_return=None, isolation_level="AUTOCOMMIT"
+                    )
+                eng = self._lookup_engine
+        return eng
+
     def dispose(self) -> None:
         with self._lock:
             held, self._held = self._held, []
         for conn in held:
             conn.close()
         self._local = threading.local()
+        if self._lookup_engine is not None:
+            self._lookup_engine.dispose()
+            self._lookup_engine = None
         self.engine.dispose()
 
 
