@@ -25,12 +25,12 @@ from accord.store.migrate import upgrade
 from accord.sync.orders import OrderIngestor
 from accord.sync.store import SyncStore
 from accord.sync.subscriber import SyncSubscriber
-from accord.sync.worker import SyncWorker, build_connectors
+from accord.sync.worker import StepReport, SyncWorker, build_connectors
 
 log = logging.getLogger("accord.sync")
 
 SYNC_HTTP_TIMEOUT_S = 30.0
-SYNC_ERROR_PAUSE_S = 1.0
+SYNC_STOP_POLL_S = 0.05  # how often the worker's event loop looks at the thread-safe stop flag
 
 
 @dataclass
@@ -48,8 +48,8 @@ class App:
     def start_sync_worker(self, stop: threading.Event, idle_s: float = 0.05) -> threading.Thread | None:
         """Run the channel-sync worker on its own event loop in a daemon thread until ``stop`` is set.
 
-        None when sync is not wired. A failed step is logged and retried after a pause (nothing is dropped:
-        the desired state stays pending in the database)."""
+        None when sync is not wired. Every channel runs on its own loop (:meth:`SyncWorker.serve`); a failed step
+        is logged and retried after a pause (nothing is dropped: the desired state stays pending in the database)."""
         if self.sync is None:
             return None
         thread = threading.Thread(
@@ -59,10 +59,13 @@ class App:
         return thread
 
 
-async def run_sync_worker(app: App, stop: threading.Event, idle_s: float = 0.05, max_steps: int | None = None) -> int:
-    """The sync worker loop over every configured endpoint; returns how many steps ran."""
+async def run_sync_worker(app: App, stop: threading.Event, idle_s: float = 0.05) -> StepReport:
+    """The sync worker over every configured endpoint until ``stop``: one loop per channel (a slow or rate-limited
+    channel never holds the others back), woken by this process's enqueues. Returns what it did."""
     store = app.sync or SyncStore(app.db)
-    steps = 0
+    total = StepReport()
+    if stop.is_set():
+        return total
     async with httpx.AsyncClient(timeout=SYNC_HTTP_TIMEOUT_S) as client:
         worker = SyncWorker(
             store,
@@ -70,17 +73,19 @@ async def run_sync_worker(app: App, stop: threading.Event, idle_s: float = 0.05,
             app.engine.clock,
             orders=OrderIngestor(app.engine),
         )
-        while not stop.is_set() and (max_steps is None or steps < max_steps):
-            steps += 1
-            try:
-                report = await worker.step()
-            except Exception:  # keep the worker alive; the pending state is retried next round
-                log.exception("sync step failed")
-                await asyncio.sleep(SYNC_ERROR_PAUSE_S)
-                continue
-            if report.sent == 0 and report.cancels == 0:
-                await asyncio.sleep(idle_s)
-    return steps
+        done = asyncio.Event()
+
+        async def watch() -> None:  # the thread-safe stop flag → the loops' asyncio event
+            while not stop.is_set():
+                await asyncio.sleep(SYNC_STOP_POLL_S)
+            done.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await worker.serve(done, idle_s=idle_s, total=total)
+        finally:
+            watcher.cancel()
+    return total
 
 
 def sync_configured(db: Database) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from accord.sim.metrics import METRIC_SECTIONS, dumps
 from accord.sim.report import render_html
 from accord.sim.runner import InvariantViolation, SimConfig, run_scenario
 from accord.sim.world import WorldParams, generate_world
+from accord.sync.worker import StepReport, SyncWorker
 
 SMALL = WorldParams(products=6, orders_per_day=400.0)
 
@@ -46,7 +48,7 @@ def test_world_is_reproducible_and_shaped_as_specified() -> None:
 def test_same_seed_and_policy_give_identical_json(tmp_path: Path, comparison: dict[str, dict[str, object]]) -> None:
     again = run_scenario(small("realtime"), f"sqlite:///{tmp_path / 'again.db'}")
     assert dumps(again) == dumps(comparison["realtime"])
-    assert set(again["metrics"]) == set(METRIC_SECTIONS)  # type: ignore[arg-type]
+    assert set(again["metrics"]) == set(METRIC_SECTIONS)
 
 
 def test_realtime_oversells_less_than_6h_under_a_flash_sale(comparison: dict[str, dict[str, object]]) -> None:
@@ -61,6 +63,13 @@ def test_realtime_oversells_less_than_6h_under_a_flash_sale(comparison: dict[str
     assert oversold("6h") > 0
     assert oversold("realtime") < oversold("6h")
     assert oversold("realtime") <= oversold("15m") <= oversold("6h")
+    # concentrated demand on lean best sellers, the flash sale and the viral surge: every step of staleness costs
+    assert oversold("realtime") < oversold("15m") < oversold("6h")
+
+    def lost_usd(p: str) -> float:
+        return float(comparison[p]["metrics"]["lost_sales"]["lost_revenue_usd"])  # type: ignore[index]
+
+    assert lost_usd("realtime") < lost_usd("15m") < lost_usd("6h")
     acc = {p: float(comparison[p]["metrics"]["accuracy"]["time_weighted_accuracy_pct"]) for p in comparison}  # type: ignore[index]
     assert acc["realtime"] > acc["6h"]
 
@@ -114,3 +123,44 @@ def test_cli_simulate_writes_json_and_report(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("{") and "<svg" in rep.read_text()
+
+
+def test_direct_transport_gives_the_same_run_as_the_full_sandbox_app(tmp_path: Path) -> None:
+    direct = run_scenario(small(days=1), f"sqlite:///{tmp_path / 'direct.db'}")
+    full = run_scenario(small(days=1, direct_transport=False), f"sqlite:///{tmp_path / 'full.db'}")
+    assert int(direct["metrics"]["api"]["calls"]) > 0
+    assert dumps(direct) == dumps(full)
+
+
+def test_stepping_only_channels_with_due_work_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    due_only = run_scenario(small("15m", days=1), f"sqlite:///{tmp_path / 'due.db'}")
+    step = SyncWorker.step
+
+    async def every_channel(self: SyncWorker, channels: Collection[str] | None = None) -> StepReport:
+        return await step(self, None)
+
+    monkeypatch.setattr(SyncWorker, "step", every_channel)
+    every = run_scenario(small("15m", days=1), f"sqlite:///{tmp_path / 'every.db'}")
+    assert dumps(due_only) == dumps(every)
+
+
+def test_demand_is_concentrated_and_best_sellers_are_stocked_lean() -> None:
+    w = generate_world(42)
+    ranked = sorted(w.skus, key=lambda s: -s.base_per_day)
+    total = sum(s.base_per_day for s in ranked)
+    top = ranked[: len(ranked) // 20]
+    assert sum(s.base_per_day for s in top) / total > 0.5  # the top 5 % of SKUs carry most of the units
+    head = {s.id for s in ranked[: max(4, int(len(ranked) * w.params.head_pct))]}
+    for surge in w.surges:
+        assert set(surge.skus) <= head
+    dark = {loc.id for loc in w.locations if loc.kind.value == "dark_store"}
+    assert {sku for sku, loc, _ in w.stock if loc in dark} <= head
+    restocks = [po for po in w.purchase_orders if po.location in dark]
+    assert restocks and {po.sku for po in restocks} <= head
+    # starting cover in days of expected demand: lean for the best sellers, more for the rest
+    units: dict[str, int] = {}
+    for sku, _loc, qty in w.stock:
+        units[sku] = units.get(sku, 0) + qty
+    per_day = {s.id: s.base_per_day / total * w.params.orders_per_day for s in ranked}
+    best = ranked[0].id
+    assert units[best] / per_day[best] < w.params.stock_days

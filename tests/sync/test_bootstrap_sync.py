@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,18 +48,30 @@ def test_sync_is_wired_when_endpoints_exist_and_can_be_turned_off(h: Harness) ->
 
 
 def test_the_wired_relay_and_worker_bring_channels_to_ats(h: Harness) -> None:
+    """``start_sync_worker`` (what ``accord serve`` runs): per-channel serve loops in a thread, stopped by a flag."""
+    want = [4, 0, 4, 0]
     with running_server(h.sandbox_app) as base:
         for ch in ("amz", "eb"):
             h.store.set_endpoint(channel_config(h.sandbox, ch, base), h.clock.now_ms())
         app = build_app(database_url=_url(h), clock=h.clock)
         h.reserve("B", 2, "sold-out")  # B drops to zero
+        stop = threading.Event()
+        thread: threading.Thread | None = None
         try:
             app.relay.drain()  # availability changes → desired state, through the wired subscriber
-            steps = asyncio.run(run_sync_worker(app, threading.Event(), idle_s=0.0, max_steps=5))
+            thread = app.start_sync_worker(stop, idle_s=0.01)
+            assert thread is not None
+            deadline = time.monotonic() + 30  # a bound on waiting, not a timing assertion
+            while _shown(h) != want and time.monotonic() < deadline:
+                time.sleep(0.02)
         finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=30)  # before the database closes under it
+            alive = thread is not None and thread.is_alive()
             app.close()
-    assert steps == 5
-    assert [h.shown(ch, s) for ch in ("amz", "eb") for s in ("A", "B")] == [4, 0, 4, 0]
+        assert not alive  # the stop flag ends every channel loop
+    assert _shown(h) == want
 
 
 def test_a_stopped_worker_does_not_step(h: Harness) -> None:
@@ -66,9 +79,39 @@ def test_a_stopped_worker_does_not_step(h: Harness) -> None:
     stop = threading.Event()
     stop.set()
     try:
-        assert asyncio.run(run_sync_worker(app, stop)) == 0
+        report = asyncio.run(run_sync_worker(app, stop))
+        assert report.sent == 0 and report.calls == 0
     finally:
         app.close()
+
+
+def test_run_sync_worker_serves_until_stopped_and_reports(h: Harness) -> None:
+    with running_server(h.sandbox_app) as base:
+        for ch in ("amz", "eb"):
+            h.store.set_endpoint(channel_config(h.sandbox, ch, base), h.clock.now_ms())
+        app = build_app(database_url=_url(h), clock=h.clock)
+        h.reserve("B", 2, "sold-out")  # B: shown 3, now 0; A: shown 0, ATS 4
+        stop = threading.Event()
+
+        async def main() -> Any:
+            task = asyncio.create_task(run_sync_worker(app, stop, idle_s=0.01))
+            deadline = time.monotonic() + 30  # a bound on waiting, not a timing assertion
+            while _shown(h) != [4, 0, 4, 0] and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            stop.set()
+            return await task
+
+        try:
+            app.relay.drain()
+            report = asyncio.run(main())
+        finally:
+            app.close()
+    assert _shown(h) == [4, 0, 4, 0]
+    assert report.acked >= 4 and report.calls >= 3  # amazon: one SKU per call; ebay: one batch
+
+
+def _shown(h: Harness) -> list[int]:
+    return [h.shown(ch, s) for ch in ("amz", "eb") for s in ("A", "B")]
 
 
 def _url(h: Harness) -> str:

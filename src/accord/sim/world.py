@@ -6,11 +6,16 @@ give the same world, down to the last title. ``install_world`` writes it through
 The demand model is a rate per SKU × channel (the channel fixes the region) and virtual minute:
 
     rate = base(SKU) × share(channel) × hot(region, category) × weekly(region, weekday) × diurnal(local hour)
-           × flash(channel, SKU, t) × viral(channel, SKU, t)
+           + base(SKU) × (flash(channel, SKU, t) + viral(channel, SKU, t)) × weekly × diurnal
 
-``base`` is heavy-tailed: a head of fast movers and an intermittent long tail (rare orders, sometimes of several
-units). The flash sale multiplies a few SKUs on one channel for a few hours; the viral surge multiplies a few SKUs
-in one city (its quick-commerce channel most, the rest of its region less) for a day.
+``base`` follows a Zipf law over a seeded popularity ranking (the classic shape of retail demand: the top few % of
+SKUs carry most of the units) and has an intermittent long tail (rare orders, sometimes of several units). Fast
+movers (the head) are stocked lean — a few days of cover, replenished by frequent purchase orders — as a brand that
+turns its best sellers quickly does; the tail carries more days of cover. The surges add demand in multiples of
+a SKU's all-channel base rate: the flash sale on a few head SKUs on one channel for three hours (a front-page deal
+pulls buyers from everywhere; a small halo on the region's other channels), the viral surge on a few head SKUs in one
+city's region for a day (every channel there, and its quick-commerce channel). Dark stores carry head SKUs only,
+topped up every morning from the city's supply.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from accord.domain.availability import Channel, Location, LocationKind, StockPolicy
@@ -26,7 +31,7 @@ from accord.sync.world import CHANNELS as SYNC_CHANNELS
 from accord.sync.world import REGIONS
 
 DAY_MIN = 1440
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 # category -> (return rate, price range in USD, size axis, colour count)
 CATEGORIES: dict[str, tuple[float, tuple[float, float], tuple[str, ...], int]] = {
@@ -109,7 +114,7 @@ class Surge:
 
     name: str
     kind: str  # flash_sale | viral
-    channels: dict[str, float]  # channel -> multiplier
+    channels: dict[str, float]  # channel -> extra demand, in multiples of the SKU's all-channel base rate
     skus: tuple[str, ...]
     start_min: int
     end_min: int
@@ -120,7 +125,18 @@ class WorldParams:
     products: int = 200
     days: int = 14
     orders_per_day: float = 250.0  # all channels, before weekly/diurnal shape and surges
-    stock_days: float = 9.0  # starting cover in days of expected demand (before noise)
+    stock_days: float = 9.0  # starting cover in days of expected demand (before noise), tail SKUs
+    zipf_s: float = 1.0  # demand share of the SKU ranked r is proportional to 1 / r**zipf_s
+    head_pct: float = 0.02  # the fast movers (best sellers): this share of SKUs, by rank
+    tail_po_share: float = 0.2  # share of (tail SKU, region) pairs with a purchase order arriving during the run
+    head_cover_days: tuple[float, float] = (2.0, 4.5)  # their starting cover (uniform), lean
+    head_po_every_days: float = 3.5  # their replenishment cadence (each PO about this many days of demand)
+    # surges add demand in multiples of the SKU's all-channel base rate (the time shape of the channel applies)
+    flash_multiplier: float = 40.0  # lightning deal on its channel, for three hours: the deal page pulls buyers in
+    flash_halo: float = 2.0  # each of the deal region's other channels, where deal traffic spills over
+    viral_multiplier: float = 20.0  # each channel of the viral city's region, for a day
+    viral_quick_multiplier: float = 20.0  # the city's quick-commerce channel
+    dark_store_restock: tuple[int, int] = (3, 8)  # units topped up per head SKU each morning (uniform)
 
 
 @dataclass
@@ -138,6 +154,7 @@ class SimWorld:
     channel_region: dict[str, str] = field(default_factory=dict)
     # derived, for sampling: region -> cumulative SKU weights
     _cum: dict[str, tuple[list[float], float]] = field(default_factory=dict, repr=False)
+    _per_day: dict[str, float] = field(default_factory=dict, repr=False)  # channel -> base orders per day
 
     def sku_index(self) -> dict[str, SkuSpec]:
         return {s.id: s for s in self.skus}
@@ -196,8 +213,11 @@ class SimWorld:
 
     def base_rate_per_min(self, channel: str, minute: int) -> float:
         """Mean orders per minute on one channel from the base model (surges come on top)."""
-        _cum, total = self._weights(self.channel_region[channel])
-        per_day = self.params.orders_per_day * self.channel_factor(channel) * total / self._base_total
+        per_day = self._per_day.get(channel)
+        if per_day is None:
+            _cum, total = self._weights(self.channel_region[channel])
+            per_day = self.params.orders_per_day * self.channel_factor(channel) * total / self._base_total
+            self._per_day[channel] = per_day
         return per_day / DAY_MIN * self.time_factor(channel, minute)
 
     def pick_sku(self, channel: str, rng: random.Random) -> SkuSpec:
@@ -332,6 +352,11 @@ def generate_world(seed: int, params: WorldParams | None = None) -> SimWorld:
                 long_tail = rng.random() < 0.55
                 base = popularity * rng.uniform(0.3, 1.7) * (0.08 if long_tail else 1.0)
                 skus.append(SkuSpec(sid, pid, f"{title}, {colour}, {size}", cat, price, base, long_tail))
+    # the draw ranks the SKUs; demand per rank follows Zipf's law
+    ranked = sorted(skus, key=lambda s: (-s.base_per_day, s.id))
+    head_n = max(1, int(len(ranked) * params.head_pct))
+    head_ids = {s.id for s in ranked[:head_n]}
+    skus = [replace(s, base_per_day=1.0 / (r + 1) ** params.zipf_s) for r, s in enumerate(ranked)]
     skus.sort(key=lambda s: s.id)
     total_base = sum(s.base_per_day for s in skus) or 1.0
     locations = sim_locations()
@@ -358,32 +383,47 @@ def generate_world(seed: int, params: WorldParams | None = None) -> SimWorld:
         region_demand[c.region] = region_demand.get(c.region, 0.0) + world.channel_factor(c.id)
     stock_at: dict[tuple[str, str], int] = {}
     pos: list[PurchaseOrder] = []
+    end_min = max(DAY_MIN + 1, (params.days - 1) * DAY_MIN)
     for s in skus:
         per_day = params.orders_per_day * s.base_per_day / total_base * 1.15  # units, with multi-unit orders
+        head = s.id in head_ids
         for region, share in sorted(region_demand.items()):
             hot = HOT_SPOTS.get((region, s.category), 1.0)
             expected = per_day * share * hot
             locs = REGION_LOCATIONS[region]
             main = locs[0]
-            cover = params.stock_days * rng.uniform(0.15, 1.6)
+            cover = rng.uniform(*params.head_cover_days) if head else params.stock_days * rng.uniform(0.15, 1.6)
             qty = int(expected * cover + rng.random() * 3)
-            if rng.random() < 0.1:
+            if not head and rng.random() < 0.1:
                 qty = 0  # starts out of stock here
             if qty > 0:
                 stock_at[s.id, main] = stock_at.get((s.id, main), 0) + qty
             if len(locs) > 1 and rng.random() < 0.3:
                 extra = 1 + int(expected * rng.uniform(0.5, 3))
                 stock_at[s.id, locs[1]] = stock_at.get((s.id, locs[1]), 0) + extra
-            if rng.random() < 0.35:
-                arrive = rng.randrange(DAY_MIN, max(DAY_MIN + 1, (params.days - 1) * DAY_MIN))
+            if head:  # lean and replenished often: a PO about every head_po_every_days, each as many days' demand
+                every = params.head_po_every_days * DAY_MIN
+                at = cover * DAY_MIN * rng.uniform(0.6, 1.3)
+                while at < end_min:
+                    po_qty = max(1, int(expected * params.head_po_every_days * rng.uniform(0.7, 1.2)))
+                    pos.append(PurchaseOrder(f"PO-{len(pos) + 1:05d}", s.id, main, po_qty, int(at)))
+                    at += every * rng.uniform(0.8, 1.3)
+            elif rng.random() < params.tail_po_share:
+                arrive = rng.randrange(DAY_MIN, end_min)
                 po_qty = max(1, int(expected * params.stock_days * rng.uniform(0.5, 1.2)))
                 pos.append(PurchaseOrder(f"PO-{len(pos) + 1:05d}", s.id, main, po_qty, arrive))
         for ch, fc in sorted(PLATFORM_OF.items()):
             if not s.long_tail and rng.random() < 0.4:
                 stock_at[s.id, fc] = 1 + int(per_day * world.channel_factor(ch) * rng.uniform(2, 8))
         for _qc, dark in sorted(QUICK_CHANNELS.items()):
-            if not s.long_tail and rng.random() < 0.25:
-                stock_at[s.id, dark] = rng.randint(1, 6)
+            if not head:
+                continue
+            stock_at[s.id, dark] = rng.randint(*params.dark_store_restock)
+            region = next(loc.region for loc in locations if loc.id == dark)
+            morning = (6 - UTC_OFFSET_H.get(region, 0)) % 24 * 60  # 06:00 local, in UTC minutes
+            for day in range(1, params.days):
+                qty = rng.randint(*params.dark_store_restock)
+                pos.append(PurchaseOrder(f"PO-{len(pos) + 1:05d}", s.id, dark, qty, day * DAY_MIN + morning))
     stock = sorted((sku, loc, qty) for (sku, loc), qty in stock_at.items())
     pos.sort(key=lambda p: (p.arrive_min, p.id))
     world.stock = stock
@@ -394,20 +434,20 @@ def generate_world(seed: int, params: WorldParams | None = None) -> SimWorld:
 
 def _surges(rng: random.Random, world: SimWorld) -> list[Surge]:
     days = world.params.days
-    heads = sorted((s for s in world.skus if not s.long_tail), key=lambda s: (-s.base_per_day, s.id))
-    pool = heads[: max(4, len(heads) // 10)] or world.skus[:4]
+    ranked = sorted(world.skus, key=lambda s: (-s.base_per_day, s.id))
+    pool = ranked[: max(4, int(len(ranked) * world.params.head_pct))]  # deals and viral moments: best sellers
     flash_skus = tuple(sorted(s.id for s in rng.sample(pool, k=min(12, len(pool)))))
     flash_day = min(days - 1, max(0, days // 2 - 1)) if days > 1 else 0
     flash_start = flash_day * DAY_MIN + 14 * 60 + 5 * 60  # 14:00 US Eastern, in UTC minutes
     flash_start = min(flash_start, days * DAY_MIN - 240)
-    flash = Surge(
-        "amazon-us lightning deal", "flash_sale", {"amazon-us": 40.0}, flash_skus, flash_start, flash_start + 180
-    )
+    deal = {c.id: world.params.flash_halo for c in world.channels if c.region == "us" and c.id not in QUICK_CHANNELS}
+    deal["amazon-us"] = world.params.flash_multiplier
+    flash = Surge("amazon-us lightning deal", "flash_sale", deal, flash_skus, flash_start, flash_start + 180)
     viral_skus = tuple(sorted(s.id for s in rng.sample(pool, k=min(3, len(pool)))))
     viral_day = min(days - 1, max(0, days // 3))
     viral_start = viral_day * DAY_MIN + 17 * 60
-    us = {c.id: 4.0 for c in world.channels if c.region == "us" and c.id != "quick-nyc"}
-    us["quick-nyc"] = 60.0
+    us = {c.id: world.params.viral_multiplier for c in world.channels if c.region == "us" and c.id != "quick-nyc"}
+    us["quick-nyc"] = world.params.viral_quick_multiplier
     viral = Surge(
         "viral video in New York", "viral", us, viral_skus, viral_start, min(days * DAY_MIN, viral_start + DAY_MIN)
     )

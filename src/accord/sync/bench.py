@@ -10,7 +10,8 @@ What runs
 * The flash sale is a seeded schedule of buyer attempts (Poisson arrivals, ``--orders-per-s`` for ``--seconds``,
   at most ``MAX_ORDERS``): a channel, a SKU (mostly hot ones) and 1–2 units. A buyer never buys more than the
   listing shows, so a stale quantity produces a real oversell; Accord must then cancel the order.
-* **Real-time run** (wall clock): the sandbox is served by uvicorn on 127.0.0.1 (random free port) and the
+* **Real-time run** (wall clock): the sandbox is served by uvicorn on 127.0.0.1 (random free port) in a process of
+  its own, as the remote marketplaces it stands in for would be (it never competes with Accord for the GIL), and the
   connectors talk to it over loopback HTTP with each dialect's published limits (the sandbox enforces them: 429 with
   Retry-After). Buyers buy through the sandbox; each placed order reaches Accord as a push notification would (the
   bench hands it to :class:`~accord.sync.orders.OrderIngestor` at once, skipping the webhook hop): it reserves stock
@@ -45,8 +46,11 @@ import asyncio
 import json
 import math
 import os
+import pickle
 import platform
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +61,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from rich.console import Console
@@ -71,7 +76,7 @@ from accord.domain.catalog import Sku
 from accord.domain.ledger import Movement, MovementKind
 from accord.sandbox.app import Sandbox, channel_config, create_app, sandbox_of
 from accord.sandbox.core import ChannelSpec, ListingSpec, SandboxConfig
-from accord.sandbox.server import running_server
+from accord.sandbox.server import free_port
 from accord.settings import Settings
 from accord.store import schema as t
 from accord.store import sync_tables as st
@@ -90,6 +95,8 @@ BASELINE_MODE = (
     "clock over loopback HTTP"
 )
 CHECK_EVERY_S = 0.1
+TARGET_EVERY_S = 1.0  # after the sale: how often the ATS the channels must show is re-read and handed over
+SANDBOX_START_S = 60.0
 CONVERGE_SLACK_S = 1.0
 WORKER_IDLE_S = 0.05  # a channel's longest sleep with keys pending elsewhere; enqueues wake it at once
 
@@ -244,8 +251,15 @@ def _specs(world: World, ats: Mapping[str, Mapping[str, int]], skus: Sequence[st
     ]
 
 
-def _add_buyer_route(app: FastAPI, sandbox: Sandbox) -> None:
-    """``POST /_bench/buy [[channel, sku, qty], ...]`` on the sandbox's event loop (no races with the dialects)."""
+def _add_bench_routes(app: FastAPI, sandbox: Sandbox) -> None:
+    """The bench's own routes, on the sandbox's event loop (no races with the dialects):
+
+    * ``POST /_bench/buy [[channel, sku, qty], ...]``: buyers; the placed orders come back.
+    * ``PUT /_bench/target {channel: {sku: qty}}``: what every channel must show (Accord's ATS).
+    * ``POST /_bench/mismatches [channel, ...]``: per channel, listings that differ from the target (counted here,
+      so the check costs the bench one small request, not a copy of every listing).
+    * ``GET /_bench/calls``: ``[[channel, status], ...]`` of every call the channels received."""
+    target: dict[str, dict[str, int]] = {}
 
     async def buy(request: Request) -> JSONResponse:
         placed: list[list[Any]] = []
@@ -255,8 +269,93 @@ def _add_buyer_route(app: FastAPI, sandbox: Sandbox) -> None:
                 placed.append([o.channel_id, o.order_id, o.sku, o.qty, o.created_ms])
         return JSONResponse({"placed": placed})
 
-    app.add_api_route("/_bench/buy", buy, methods=["POST"])
-    app.router.routes.insert(0, app.router.routes.pop())  # before the sandbox's catch-all channel route
+    async def put_target(request: Request) -> JSONResponse:
+        target.clear()
+        target.update(json.loads(await request.body()))
+        return JSONResponse({"channels": len(target)})
+
+    async def mismatches(request: Request) -> JSONResponse:
+        out: dict[str, int] = {}
+        for ch in json.loads(await request.body()):
+            want = target.get(ch, {})
+            out[ch] = sum(1 for sku, li in sandbox.channel(ch).listings.items() if li.qty != want.get(sku, 0))
+        return JSONResponse(out)
+
+    async def calls(request: Request) -> JSONResponse:
+        return JSONResponse([[c.channel, c.status] for c in sandbox.calls() if c.channel in sandbox.channels])
+
+    for path, fn, method in (
+        ("/_bench/buy", buy, "POST"),
+        ("/_bench/target", put_target, "PUT"),
+        ("/_bench/mismatches", mismatches, "POST"),
+        ("/_bench/calls", calls, "GET"),
+    ):
+        app.add_api_route(path, fn, methods=[method])
+        app.router.routes.insert(0, app.router.routes.pop())  # before the sandbox's catch-all channel route
+
+
+def _sandbox_config(specs: list[ChannelSpec], seed: int) -> SandboxConfig:
+    return SandboxConfig(channels=specs, seed=seed, clock=SystemClock(), max_call_records=2_000_000)
+
+
+def serve_sandbox_process(specs_path: str, seed: int, port: int) -> None:
+    """The sandbox process (:class:`SandboxProcess`): the marketplaces over loopback HTTP, with the bench's routes."""
+    with open(specs_path, "rb") as f:
+        specs = pickle.load(f)  # written by the bench itself, a moment ago
+    app = create_app(_sandbox_config(specs, seed))
+    _add_bench_routes(app, sandbox_of(app))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+
+
+class SandboxProcess:
+    """The sandbox served by uvicorn in a Python process of its own (a fresh interpreter: nothing is inherited)."""
+
+    def __init__(self, specs: list[ChannelSpec], seed: int, workdir: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.specs_path = workdir / "sandbox-specs.pickle"
+        self.specs_path.write_bytes(pickle.dumps(specs))
+        self.args = [
+            sys.executable,
+            "-c",
+            "import sys; from accord.sync.bench import serve_sandbox_process as s; "
+            "s(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))",
+            str(self.specs_path),
+            str(seed),
+            str(self.port),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> str:
+        self.proc = subprocess.Popen(self.args)
+        deadline = time.monotonic() + SANDBOX_START_S
+        while True:
+            try:
+                if httpx.get(f"{self.base_url}/_control/clock", timeout=1.0).status_code == 200:
+                    return self.base_url
+            except httpx.HTTPError:
+                pass
+            if not self.alive() or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError("sandbox process did not start")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
 
 
 # ------------------------------------------------------------------------------------------------ real time
@@ -279,14 +378,17 @@ class RealtimeResult:
 Tick = Callable[[str, float], None]
 
 
-def _mismatches(app: App, sandbox: Sandbox, channels: Sequence[str]) -> dict[str, int]:
-    ats = read_ats(app)
-    out: dict[str, int] = {}
-    for ch in channels:
-        want = ats.get(ch, {})
-        listings = sandbox.channel(ch).listings
-        out[ch] = sum(1 for sku, li in list(listings.items()) if li.qty != want.get(sku, 0))
-    return out
+async def _set_target(client: httpx.AsyncClient, base_url: str, app: App) -> None:
+    """Hand the ATS every channel must show to the sandbox process (it counts mismatches on its side)."""
+    ats = await asyncio.to_thread(read_ats, app)
+    r = await client.put(f"{base_url}/_bench/target", content=json.dumps(ats))
+    r.raise_for_status()
+
+
+async def _mismatches(client: httpx.AsyncClient, base_url: str, channels: Sequence[str]) -> dict[str, int]:
+    r = await client.post(f"{base_url}/_bench/mismatches", json=list(channels))
+    r.raise_for_status()
+    return {str(k): int(v) for k, v in r.json().items()}
 
 
 def _versions(app: App) -> dict[str, int]:
@@ -298,13 +400,13 @@ def _versions(app: App) -> dict[str, int]:
 
 
 async def _realtime(
-    app: App, sandbox: Sandbox, base_url: str, schedule: Sequence[Attempt], cfg: SaleConfig, tick: Tick
+    app: App, channels: Sequence[str], base_url: str, schedule: Sequence[Attempt], cfg: SaleConfig, tick: Tick
 ) -> RealtimeResult:
     res = RealtimeResult()
     store = SyncStore(app.db)
     relay = Relay(app.db, [SyncSubscriber(store, app.engine.clock)], app.engine.clock, gap_timeout_ms=0)
     ingestor = OrderIngestor(app.engine)
-    channels = sorted(sandbox.channels)
+    channels = sorted(channels)
     versions_before = _versions(app)
 
     def ingest(placed: list[list[Any]]) -> None:
@@ -346,7 +448,9 @@ async def _realtime(
             res.sale_s = time.monotonic() - t0
             tick("sale", cfg.seconds)
             end = time.monotonic()
-            res.behind_at_end = await asyncio.to_thread(_mismatches, app, sandbox, channels)
+            await _set_target(client, base_url, app)
+            target_at = end
+            res.behind_at_end = await _mismatches(client, base_url, channels)
             res.queue_at_end = {s.channel: s.queue_depth for s in await asyncio.to_thread(store.status)}
             left = {ch for ch, n in res.behind_at_end.items() if n > 0}
             res.converged_after_end_s = {ch: (None if ch in left else 0.0) for ch in channels}
@@ -354,7 +458,10 @@ async def _realtime(
                 await asyncio.sleep(CHECK_EVERY_S)
                 now_s = round(time.monotonic() - end, 3)
                 tick("converge", now_s)
-                current = await asyncio.to_thread(_mismatches, app, sandbox, sorted(left))
+                if time.monotonic() - target_at >= TARGET_EVERY_S:  # no orders after the sale: ATS stays; check it
+                    await _set_target(client, base_url, app)
+                    target_at = time.monotonic()
+                current = await _mismatches(client, base_url, sorted(left))
                 for ch, n in current.items():
                     if n == 0:
                         res.converged_after_end_s[ch] = now_s
@@ -387,20 +494,17 @@ def run_realtime(
         _mark_in_sync(app, app.engine.clock.now_ms())  # the sale starts with every channel showing its ATS
         before = read_ats(app)
         skus = sku_ids(cfg.skus)
-        sandbox_app = create_app(
-            SandboxConfig(channels=_specs(world, before, skus), seed=cfg.seed, clock=SystemClock(),
-                          max_call_records=2_000_000)
-        )  # fmt: skip
-        sandbox = sandbox_of(sandbox_app)
-        _add_buyer_route(sandbox_app, sandbox)
-        with running_server(sandbox_app) as base_url:
+        specs = _specs(world, before, skus)
+        # the same (deterministic) sandbox, not served: credentials and listing ids as the served one has them
+        sandbox = Sandbox(_sandbox_config(specs, cfg.seed))
+        with SandboxProcess(specs, cfg.seed, workdir) as base_url:
             now = app.engine.clock.now_ms()
             for channel in world.channels:
                 cid = channel.id
                 store.set_endpoint(channel_config(sandbox, cid, base_url), now)
                 store.save_listing_refs(cid, {s: li.ref for s, li in sandbox.channel(cid).listings.items()})
-            res = asyncio.run(_realtime(app, sandbox, base_url, schedule, cfg, tick))
-            calls = [c for c in sandbox.calls() if c.channel in sandbox.channels]
+            res = asyncio.run(_realtime(app, sorted(sandbox.channels), base_url, schedule, cfg, tick))
+            calls = [(str(ch), int(status)) for ch, status in httpx.get(f"{base_url}/_bench/calls", timeout=60).json()]
         after = read_ats(app)
         units, orders_n, by_status = oversold(OrderIngestor(app.engine))
         dialect = {ch.id: ch.dialect for ch in world.channels}
@@ -416,8 +520,8 @@ def run_realtime(
                 "dialect": dialect[ch],
                 "budget_keys_per_s": round(budget, 3),
                 "ats_changes_per_s": round(res.changes.get(ch, 0) / cfg.seconds, 3),
-                "calls": sum(1 for c in calls if c.channel == ch),
-                "http_429": sum(1 for c in calls if c.channel == ch and c.status == 429),
+                "calls": sum(1 for c, _ in calls if c == ch),
+                "http_429": sum(1 for c, status in calls if c == ch and status == 429),
                 "behind_at_sale_end": res.behind_at_end.get(ch, 0),
                 "queued_at_sale_end": queued,
                 "converged_s": conv,
@@ -437,7 +541,7 @@ def run_realtime(
             "calls": len(calls),
             "calls_min": calls_min(changed_keys(before, after), batch),
             "worker_calls": res.worker_calls,
-            "http_429": sum(1 for c in calls if c.status == 429),
+            "http_429": sum(1 for _, status in calls if status == 429),
             "oversold_units": units,
             "oversold_orders": orders_n,
             "orders_attempted": len(schedule),

@@ -12,11 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accord.connectors.base import ChannelConfig
+from accord.store import pim_tables as pt
 from accord.store import schema as t
 from accord.store import sync_tables as st
 from accord.store.db import Compiled, Database, Tx
 
 QUANTITY = "quantity"
+PUBLISHED = "published"
 FIELDS = ("quantity", "price", "content", "published")
 
 # priority by oversell risk: lower is more urgent
@@ -24,6 +26,10 @@ P_CRITICAL = 0  # drops to zero or to the channel's threshold
 P_DECREASE = 1
 P_INCREASE = 2
 P_CONTENT = 3
+
+# next_attempt_at of a quantity key held back while its variant is blocked by readiness errors on the channel
+# (``published`` false): never due, never a wake-up; releasing the key makes it due at once
+HELD_AT = 2**62
 
 LATENCY_BUCKETS_MS: tuple[int, ...] = (
     50,
@@ -163,10 +169,19 @@ class SyncStore:
             )
         )
         self._q_thresholds = c(sa.select(t.channels.c.id, t.channels.c.zero_at_or_below))
+        # every channel's row for one (sku, field), and its ``published`` rows (a blocked variant holds quantity)
         self._q_rows_for_sku = c(
             sa.select(
-                d.c.channel_id, d.c.version, d.c.acked_version, d.c.acked_value, d.c.dead, d.c.enqueued_at, d.c.priority
-            ).where(d.c.sku_id == b("sku"), d.c.field == b("field"))
+                d.c.channel_id,
+                d.c.version,
+                d.c.acked_version,
+                d.c.acked_value,
+                d.c.dead,
+                d.c.enqueued_at,
+                d.c.priority,
+                d.c.field,
+                d.c.value,
+            ).where(d.c.sku_id == b("sku"), sa.or_(d.c.field == b("field"), d.c.field == b("pub")))
         )
         self._q_desired_ins = c(
             sa.insert(d).values(
@@ -180,7 +195,7 @@ class SyncStore:
                 acked_value=sa.null(),
                 acked_version=sa.literal_column("0"),
                 attempts=sa.literal_column("0"),
-                next_attempt_at=sa.literal_column("0"),
+                next_attempt_at=b("next"),
                 dead=sa.false(),
                 updated_at=b("at"),
             )
@@ -218,8 +233,10 @@ class SyncStore:
             .order_by(d.c.priority, d.c.enqueued_at, d.c.sku_id, d.c.field),
             suffix=" LIMIT __LIMIT__",
         )
+        held_at: sa.ColumnElement[int] = sa.literal_column(str(HELD_AT))
+        is_held = d.c.next_attempt_at >= held_at
         self._q_next_due = c(
-            sa.select(sa.func.min(d.c.next_attempt_at)).where(d.c.channel_id == b("ch"), pending),
+            sa.select(sa.func.min(d.c.next_attempt_at)).where(d.c.channel_id == b("ch"), pending, ~is_held),
         )
         self._q_ack = c(
             sa.update(d)
@@ -234,7 +251,7 @@ class SyncStore:
                 acked_version=b("version2"),
                 acked_at=b("at"),
                 attempts=sa.literal_column("0"),
-                next_attempt_at=sa.literal_column("0"),
+                next_attempt_at=sa.case((is_held, held_at), else_=sa.literal_column("0")),  # a hold outlives a send
                 last_error=sa.null(),
                 updated_at=b("at2"),
             )
@@ -242,7 +259,12 @@ class SyncStore:
         self._q_retry = c(
             sa.update(d)
             .where(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == b("field"), d.c.version == b("ver"))
-            .values(attempts=b("n"), next_attempt_at=b("next"), last_error=b("err"), updated_at=b("at"))
+            .values(
+                attempts=b("n"),
+                next_attempt_at=sa.case((is_held, held_at), else_=b("next")),
+                last_error=b("err"),
+                updated_at=b("at"),
+            )
         )
         self._q_observed = c(
             sa.update(d)
@@ -278,7 +300,7 @@ class SyncStore:
                 enqueued_at=b("enq"),
                 dead=sa.false(),
                 attempts=sa.literal_column("0"),
-                next_attempt_at=sa.literal_column("0"),
+                next_attempt_at=sa.case((is_held, held_at), else_=sa.literal_column("0")),
                 updated_at=b("at"),
             )
         )
@@ -286,6 +308,18 @@ class SyncStore:
             sa.select(d.c.sku_id, d.c.value, d.c.version, d.c.acked_version, d.c.acked_value)
             .where(d.c.channel_id == b("ch"), d.c.field == b("field"))
             .order_by(d.c.sku_id)
+        )
+        qty_field: sa.ColumnElement[str] = sa.literal_column(f"'{QUANTITY}'")
+        where_qty = sa.and_(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == qty_field)
+        self._q_hold = c(sa.update(d).where(where_qty).values(next_attempt_at=held_at, updated_at=b("at")))
+        self._q_release = c(
+            sa.update(d)
+            .where(where_qty, is_held)
+            .values(next_attempt_at=sa.literal_column("0"), enqueued_at=b("enq"), updated_at=b("at"))
+        )
+        rd = pt.pim_readiness
+        self._q_not_ready = c(
+            sa.select(rd.c.channel_id).where(rd.c.variant_id == b("sku"), rd.c.ready == sa.false()).distinct()
         )
         cn = st.sync_counters
         up = ins(cn).values(channel_id=b("ch"), name=b("name"), value=b("n"))
@@ -346,7 +380,15 @@ class SyncStore:
     ) -> int:
         """Set the desired ``value`` per channel for one SKU and field; ``values`` is (channel, value, priority
         hint). Coalesces in place. Returns how many keys became (or stay) pending."""
-        existing = {r[0]: r for r in tx.all(self._q_rows_for_sku, (sku, field_name))}
+        existing: dict[str, Any] = {}
+        blocked: set[str] = set()
+        q_rows = self._q_rows_for_sku
+        for r in tx.all(q_rows, q_rows.bind({"sku": sku, "field": field_name, "pub": PUBLISHED})):
+            if r[7] == field_name:
+                existing[r[0]] = r
+            if r[7] == PUBLISHED and r[8] == "false":
+                blocked.add(r[0])
+        holds = blocked if field_name == QUANTITY else set()
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         pending = 0
@@ -357,9 +399,11 @@ class SyncStore:
             if row is None:
                 vals = {"ch": channel, "sku": sku, "field": field_name, "value": text, "version": 1}
                 vals.update({"prio": prio, "enq": committed_at, "at": now_ms})
+                vals["next"] = HELD_AT if channel in holds else 0
                 inserts.append(self._q_desired_ins.bind(vals))
                 pending += 1
-                woken.add(channel)
+                if channel not in holds:
+                    woken.add(channel)
                 continue
             version, acked_version, acked_value, dead, enq = int(row[1]), int(row[2]), row[3], bool(row[4]), row[5]
             new_version = version + 1
@@ -377,9 +421,11 @@ class SyncStore:
                 became_critical = prio == P_CRITICAL and int(row[6]) != P_CRITICAL
                 enq_at = int(enq) if was_pending and not became_critical else committed_at
                 pending += 1
-                woken.add(channel)
+                if channel not in holds:
+                    woken.add(channel)
             vals = {"ch": channel, "sku": sku, "field": field_name, "value": text, "version": new_version}
-            vals.update({"prio": prio, "enq": enq_at, "acked_version": new_acked, "attempts": 0, "next": 0})
+            nxt = HELD_AT if channel in holds else 0
+            vals.update({"prio": prio, "enq": enq_at, "acked_version": new_acked, "attempts": 0, "next": nxt})
             vals.update({"dead": False, "at": now_ms})
             updates.append(self._q_desired_upd.bind(vals))
         tx.many(self._q_desired_ins, inserts)
@@ -389,6 +435,28 @@ class SyncStore:
             for fn in list(self._listeners):
                 fn(channels)
         return pending
+
+    def not_ready_channels(self, tx: Tx, sku: str) -> set[str]:
+        """Channels on which the PIM readiness tables show an error for variant ``sku`` (any locale)."""
+        return {r[0] for r in tx.all(self._q_not_ready, (sku,))}
+
+    def set_published(self, tx: Tx, sku: str, published: Mapping[str, bool], committed_at: int, now_ms: int) -> None:
+        """Record whether ``sku`` may be published per channel (desired field ``published``). A blocked variant's
+        quantity key is held (never due) and later quantities for it are held too; unblocking releases the key,
+        due at once with whatever is pending (timed from the change that released it)."""
+        if not published:
+            return
+        chans = sorted(published)
+        self.enqueue(tx, sku, PUBLISHED, [(ch, bool(published[ch]), P_CONTENT) for ch in chans], committed_at, now_ms)
+        released = [ch for ch in chans if published[ch]]
+        holds = [self._q_hold.bind({"ch": ch, "sku": sku, "at": now_ms}) for ch in chans if not published[ch]]
+        releases = [self._q_release.bind({"ch": ch, "sku": sku, "enq": committed_at, "at": now_ms}) for ch in released]
+        tx.many(self._q_hold, holds)
+        tx.many(self._q_release, releases)
+        if released:
+            channels = frozenset(released)
+            for fn in list(self._listeners):
+                fn(channels)
 
     def due(self, channel: str, now_ms: int, limit: int) -> list[Pending]:
         q = Compiled(self._q_due.sql.replace("__LIMIT__", str(max(1, int(limit)))), self._q_due.names)

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import math
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from accord.connectors.base import (
 )
 from accord.connectors.registry import create_connector
 from accord.sync.orders import OrderIngestor
-from accord.sync.store import P_CRITICAL, QUANTITY, Pending, SyncStore, quantity_priority
+from accord.sync.store import P_CRITICAL, PUBLISHED, QUANTITY, Pending, SyncStore, quantity_priority
 
 # dialects whose quantity writes address listings by the channel's own id
 NEEDS_REF = frozenset({"shopify", "mercadolibre", "shopee", "lazada", "allegro"})
@@ -164,9 +164,10 @@ class SyncWorker:
 
     # ------------------------------------------------------------------ one step
 
-    async def step(self) -> StepReport:
+    async def step(self, channels: Collection[str] | None = None) -> StepReport:
+        """One round over every channel, or only over ``channels`` (a driver that knows which have due work)."""
         report = StepReport()
-        channels = sorted(self.connectors)
+        channels = sorted(self.connectors) if channels is None else sorted(c for c in channels if c in self.connectors)
         results = await asyncio.gather(*(self._step_channel(ch) for ch in channels))
         for r in results:
             report.add(r)
@@ -197,7 +198,11 @@ class SyncWorker:
         batch_size = max(1, conn.limits.max_batch_size)
         # one indexed range scan (pending keys by priority, enqueued_at), as many keys as the bucket can carry now
         limit = min(calls_avail * batch_size, self.options.max_items_per_channel_step)
-        items = [p for p in self.store.due(channel, now, limit) if p.field == QUANTITY]
+        due = self.store.due(channel, now, limit)
+        flags = [p for p in due if p.field == PUBLISHED]
+        if flags:
+            self._record_published(channel, flags, now, report)
+        items = [p for p in due if p.field == QUANTITY]
         if not items:
             return report
         if conn.dialect in NEEDS_REF:
@@ -231,6 +236,14 @@ class SyncWorker:
                 else:
                     self._defer(channel, again, now)
         return report
+
+    def _record_published(self, channel: str, flags: Sequence[Pending], now: int, report: StepReport) -> None:
+        """``published`` keys take effect here, with no call: a blocked variant's quantity key is held (the store
+        never makes it due, so nothing is listed or restocked for it) and released when it turns ready."""
+        with self.store.db.tx() as tx:
+            self.store.ack_many(tx, flags, now)
+            self.store.count(tx, channel, {"published_changes": len(flags)})
+        report.acked += len(flags)
 
     async def _send(self, channel: str, conn: Connector, items: Sequence[Pending]) -> list[ItemResult]:
         cas = conn.limits.supports_compare_and_set
