@@ -139,3 +139,28 @@ def test_variant_ids_are_unique_across_products(app: App, pim: Pim) -> None:
     with pytest.raises(InvalidInput, match="already belongs"):
         pim.upsert_product(clash.__class__("OTHER", "general", nodes))
     assert _count(app, pt.pim_products) == 1
+
+
+def test_one_batch_of_new_and_edited_products_writes_what_one_at_a_time_would(app: App, pim: Pim) -> None:
+    """The batched path (readiness read once for the whole batch, rows written together at the end) gives the
+    same rows, counts and events as writing each product in its own call."""
+    pim.upsert_product(shirt("A"))
+    pim.upsert_product(shirt("B"))
+    n_events = len(_events(app, "ReadinessChanged"))
+    res = pim.upsert_products([shirt("A", gtin="4006381333932"), shirt("C"), shirt("B")], "batch")
+    assert [(r.product, r.created, r.changed) for r in res] == [
+        ("A", False, True),
+        ("C", True, True),
+        ("B", False, False),
+    ]
+    assert res[0].readiness_written == res[0].readiness_changed > 0
+    assert res[1].readiness_written == res[1].readiness_changed > 0
+    batched = {v: pim.readiness(v) for v in ("A", "B", "C")}
+    changed = _events(app, "ReadinessChanged")[n_events:]
+    assert {e["sku"] for e in changed} == {"A-S", "A-M", "C-S", "C-M"}
+    assert sum(len(e["changes"]) for e in changed) == res[0].readiness_changed + res[1].readiness_changed
+    assert not any(r["ready"] for r in batched["A"]) and all(r["ready"] for r in batched["C"])
+    # the same end state one product at a time, and a full recompute finds nothing to fix
+    pim.upsert_product(shirt("D"))
+    assert [{**r, "sku": r["sku"].replace("D-", "C-")} for r in pim.readiness("D")] == batched["C"]
+    assert pim.recompute()["written"] == 0

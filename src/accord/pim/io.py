@@ -444,8 +444,9 @@ def _flush(pim: Pim, rows: list[Row], actor: str, report: ImportReport, errors: 
                 failed[row.line] = str(exc)
         # whole-product validation: a product that does not validate fails all its rows in this chunk
         to_write: list[Product] = []
+        touched = set(row_product.values())
         for pid, prod in products.items():
-            if pid not in row_product.values():
+            if pid not in touched:
                 continue
             try:
                 valid = canonical_product(st.catalog.validate_product(prod))
@@ -459,7 +460,7 @@ def _flush(pim: Pim, rows: list[Row], actor: str, report: ImportReport, errors: 
             else:
                 to_write.append(valid)
         if to_write:
-            results = pim.upsert_products_in(tx, to_write, actor)
+            results = pim.upsert_products_in(tx, to_write, actor, validated=True)
             report.products_written += sum(1 for r in results if r.changed)
             report.products_unchanged += sum(1 for r in results if not r.changed)
     for row in rows:

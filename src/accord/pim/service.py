@@ -87,12 +87,19 @@ class WriteResult:
     readiness_changed: int = 0
 
 
+_Existing = dict[tuple[str, str, str], tuple[bool, int, str]]  # (variant, channel, locale) → (ready, score, issues)
+FLUSH_ROWS = 5000  # readiness rows per executemany
+
+
 @dataclass(slots=True)
 class _ReadinessStats:
     written: int = 0
     changed: int = 0
     dropped: int = 0
     events: list[Event] = field(default_factory=list)
+    # rows waiting for :meth:`Pim._flush_readiness` (written in large batches, before the transaction ends)
+    ins: list[tuple[Any, ...]] = field(default_factory=list)
+    upd: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _j(v: object) -> str:
@@ -549,12 +556,16 @@ class Pim:
             for r in self._all(tx, q2.order_by(n.c.product_id, n.c.position)):
                 nodes.setdefault(r[0], []).append(r)
             values: dict[str, dict[ValueKey, Any]] = {}
+            mk = tuple.__new__  # a ValueKey without the NamedTuple's Python-level __new__
             q3 = sa.select(v.c.node_id, v.c.attribute, v.c.locale, v.c.channel, v.c.value).where(
                 _in(v.c.product_id, part)
             )
             for r in self._all(tx, q3):
-                values.setdefault(r[0], {})[ValueKey(r[1], r[2] or None, r[3] or None)] = r[4]
+                values.setdefault(r[0], {})[mk(ValueKey, (r[1], r[2] or None, r[3] or None))] = r[4]
             units = st.catalog.units
+            # values are immutable: equal stored JSON of one attribute decodes to one shared object (prices, brand,
+            # flags... repeat across products), decoded once per chunk
+            decoded: dict[tuple[str, str, str], Value] = {}
             for pid in part:
                 if pid not in fams:
                     continue
@@ -562,9 +573,13 @@ class Pim:
                 built = []
                 for r in nodes.get(pid, ()):
                     raw = values.get(r[1], {})
-                    vals: dict[ValueKey, Value] = {
-                        k: decode_value(fam.attr(k.attribute), orjson.loads(x), units) for k, x in raw.items()
-                    }
+                    vals: dict[ValueKey, Value] = {}
+                    for k, x in raw.items():
+                        dk = (fam.code, k.attribute, x)
+                        val = decoded.get(dk)
+                        if val is None:
+                            val = decoded[dk] = decode_value(fam.attr(k.attribute), orjson.loads(x), units)
+                        vals[k] = val
                     built.append(
                         ProductNode(r[1], r[2], vals, tuple(orjson.loads(r[3])), frozenset(orjson.loads(r[4])))
                     )
@@ -613,12 +628,16 @@ class Pim:
         with self.db.tx() as tx:
             return self.upsert_products_in(tx, products, actor)
 
-    def upsert_products_in(self, tx: Tx, products: Sequence[Product], actor: str) -> list[WriteResult]:
+    def upsert_products_in(
+        self, tx: Tx, products: Sequence[Product], actor: str, *, validated: bool = False
+    ) -> list[WriteResult]:
+        """``validated``: the caller passes products it already ran through ``canonical_product(
+        catalog.validate_product(...))`` against this transaction's catalogue (the importer does)."""
         st = self.state(tx)
         cat = st.catalog
         if len({p.id for p in products}) != len(products):
             raise InvalidInput("the same product appears twice in one request")
-        new_list = [canonical_product(cat.validate_product(p)) for p in products]
+        new_list = list(products) if validated else [canonical_product(cat.validate_product(p)) for p in products]
         ids = [p.id for p in new_list]
         # a node id belongs to one product only (variant ids are SKUs: globally unique)
         all_nodes = [n.id for p in new_list for n in p.nodes]
@@ -637,9 +656,13 @@ class Pim:
         events: list[Event] = []
         stats = _ReadinessStats()
         new_skus: list[Sku] = []
+        changed_ids = {p.id for p in new_list if not same_product(olds.get(p.id), p)}
+        # the stored readiness of every variant these products now have, in one query per chunk (not per product)
+        covered = frozenset(v for p in new_list if p.id in changed_ids for v in p.variants())
+        prefetched = (covered, self._existing_readiness(tx, sorted(covered)))
         for new in new_list:
             old = olds.get(new.id)
-            if same_product(old, new):
+            if new.id not in changed_ids:
                 results.append(WriteResult(new.id, versions.get(new.id, 0), False, False))
                 continue
             version = versions.get(new.id, 0) + 1
@@ -650,7 +673,7 @@ class Pim:
                     new_skus.append(Sku(vid, _sku_title(st.catalog, new, vid)))
             before = stats.written, stats.changed
             impact = affected_keys(ProductEdited(old, new), channels=st.channels, engine=st.engine)
-            self._apply_impact(tx, st, impact, now, stats, {new.id: new})
+            self._apply_impact(tx, st, impact, now, stats, {new.id: new}, prefetched)
             events.append(
                 Event(
                     PRODUCT_UPDATED,
@@ -682,6 +705,7 @@ class Pim:
                     stats.changed - before[1],
                 )
             )
+        self._flush_readiness(tx, stats)
         if new_skus:
             self.engine.add_skus_in(tx, new_skus, now, any_title=True)
         self._emit(tx, events + stats.events, now)
@@ -753,11 +777,19 @@ class Pim:
         stats = _ReadinessStats()
         impact = affected_keys(change, channels=st.channels, engine=st.engine, index=_Index(self, tx))
         self._apply_impact(tx, st, impact, now, stats, {})
+        self._flush_readiness(tx, stats)
         events.extend(stats.events)
         return stats
 
     def _apply_impact(
-        self, tx: Tx, st: PimState, impact: Impact, now: int, stats: _ReadinessStats, known: Mapping[str, Product]
+        self,
+        tx: Tx,
+        st: PimState,
+        impact: Impact,
+        now: int,
+        stats: _ReadinessStats,
+        known: Mapping[str, Product],
+        prefetched: tuple[frozenset[str], _Existing] | None = None,
     ) -> None:
         if impact.drop:
             rows = [(k.variant_id, k.channel_id, k.locale) for k in impact.drop]
@@ -785,7 +817,11 @@ class Pim:
             results: dict[ReadinessKey, Readiness] = {}
             for pid in part:
                 results.update(st.engine.evaluate_keys(loaded[pid], by_product[pid], chans))
-            self._store_readiness(tx, results, {v: owners[v] for v in {k.variant_id for k in results}}, now, stats)
+            variants = {k.variant_id for k in results}
+            existing = None
+            if prefetched is not None and variants <= prefetched[0]:
+                existing = prefetched[1]
+            self._store_readiness(tx, results, {v: owners[v] for v in variants}, now, stats, existing=existing)
 
     def _store_readiness(
         self,
@@ -797,16 +833,25 @@ class Pim:
         *,
         existing: Mapping[tuple[str, str, str], tuple[bool, int, str]] | None = None,
     ) -> None:
+        """Queue the rows of ``results`` whose content differs from ``existing`` (read when not given) and
+        record a ReadinessChanged event per variant; the caller ends with :meth:`_flush_readiness`."""
         if existing is None:
             existing = self._existing_readiness(tx, sorted({k.variant_id for k in results}))
-        ins, upd = [], []
+        ins, upd = stats.ins, stats.upd
+        written = 0
         per_variant: dict[str, list[dict[str, Any]]] = {}
+        # results of sibling variants / channels share their issue tuples: encode each distinct tuple once
+        # (the results mapping keeps every tuple alive, so ids are stable for this call)
+        encoded: dict[int, tuple[str, bool, list[str]]] = {}
         for key, r in results.items():
-            issues = _issues_json(r)
-            ready = r.ready
-            prev = existing.get((key.variant_id, key.channel_id, key.locale))
+            enc = encoded.get(id(r.issues))
+            if enc is None:
+                enc = encoded[id(r.issues)] = (_issues_json(r), r.ready, [i.code for i in r.errors])
+            issues, ready, errors = enc
+            prev = existing.get(key)
             if prev is not None and prev[0] == ready and prev[1] == r.score and prev[2] == issues:
                 continue
+            written += 1
             row = (ready, r.score, issues, now)
             if prev is None:
                 ins.append((key.variant_id, key.channel_id, key.locale, owner[key.variant_id], *row))
@@ -820,17 +865,25 @@ class Pim:
                         "ready": ready,
                         "was_ready": None if prev is None else prev[0],
                         "score": r.score,
-                        "errors": [i.code for i in r.errors],
+                        "errors": list(errors),
                     }
                 )
-        for i in range(0, len(ins), 5000):
-            tx.many(self._ins_readiness, ins[i : i + 5000])
-        for i in range(0, len(upd), 5000):
-            tx.many(self._upd_readiness, upd[i : i + 5000])
-        stats.written += len(ins) + len(upd)
+        if len(ins) >= FLUSH_ROWS or len(upd) >= FLUSH_ROWS:
+            self._flush_readiness(tx, stats)
+        stats.written += written
         for vid, changes in per_variant.items():
             stats.changed += len(changes)
             stats.events.append(Event(READINESS_CHANGED, vid, {"sku": vid, "product": owner[vid], "changes": changes}))
+
+    def _flush_readiness(self, tx: Tx, stats: _ReadinessStats) -> None:
+        """Write the queued readiness rows (inserts first: an update never targets a row queued for insert)."""
+        ins, upd = stats.ins, stats.upd
+        for i in range(0, len(ins), FLUSH_ROWS):
+            tx.many(self._ins_readiness, ins[i : i + FLUSH_ROWS])
+        for i in range(0, len(upd), FLUSH_ROWS):
+            tx.many(self._upd_readiness, upd[i : i + FLUSH_ROWS])
+        ins.clear()
+        upd.clear()
 
     def _existing_readiness(self, tx: Tx, variants: Sequence[str]) -> dict[tuple[str, str, str], tuple[bool, int, str]]:
         r = pt.pim_readiness
@@ -871,11 +924,12 @@ class Pim:
                 )
                 for row in self._all(tx, q):
                     existing[(row[0], row[1], row[2])] = (bool(row[3]), int(row[4]), row[5])
-                stale = [k for k in existing if ReadinessKey(*k) not in results]
+                stale = [k for k in existing if k not in results]  # ReadinessKey hashes and compares as a tuple
                 tx.many(self._del_readiness, stale)
                 stats = _ReadinessStats()
                 now = self.clock.now_ms()
                 self._store_readiness(tx, results, owner, now, stats, existing=existing)
+                self._flush_readiness(tx, stats)
                 self._emit(tx, stats.events, now)
                 totals["products"] += len(ids)
                 totals["evaluated"] += len(results)

@@ -489,3 +489,37 @@ def test_precompile_builds_every_plan(engine: ReadinessEngine, channels: Channel
     assert {c.rule.split(":")[0] for c in plan} >= {"family", "amazon", "eu_gpsr", "eu_omnibus", "vat_inclusive"}
     assert "prop65" not in {c.rule.split(":")[0] for c in plan}
     assert "title" in engine.reads(channels["amazon-de"], "general")
+
+
+def test_siblings_share_results_only_when_what_the_plan_reads_is_inherited_alike(
+    catalog: Catalog, library: RuleLibrary, make_channel: Callable[..., ChannelContext], shirt: Product
+) -> None:
+    """``evaluate`` reuses a channel's result between sibling variants; a variant that overrides a read value
+    (own title, a channel-specific price, other categories) must still get its own, correct result."""
+    from accord.domain.pim import ProductNode
+
+    chans = _many_channels(make_channel)
+    base = shirt
+    nodes = {n.id: n for n in base.nodes}
+    nodes["SHIRT-RED-M"] = nodes["SHIRT-RED-M"].with_value(K("title", "de_DE"), "Ü" * 150)
+    nodes["SHIRT-BLUE-S"] = nodes["SHIRT-BLUE-S"].with_value(
+        K("price", None, "walmart-US"), (Money(Decimal(1), "EUR"),)
+    )
+    blue_m = nodes["SHIRT-BLUE-M"]
+    nodes["SHIRT-BLUE-M"] = ProductNode(blue_m.id, blue_m.parent, blue_m.values, blue_m.axes, frozenset({"fridges"}))
+    p = Product(base.id, base.family, tuple(nodes[n.id] for n in base.nodes))
+    together = ReadinessEngine(catalog, library).evaluate(p, chans)
+    assert len(together) == len(p.variants()) * sum(len(c.locales) for c in chans)
+    for vid in p.variants():
+        alone = ReadinessEngine(catalog, library).evaluate_variant(p, vid, chans)
+        for key, r in alone.items():
+            assert together[key] == r, key
+    assert rules_hit(together[ReadinessKey("SHIRT-RED-M", "amazon-DE", "de_DE")]) == {"amazon:title-bytes"}
+    assert together[ReadinessKey("SHIRT-RED-S", "amazon-DE", "de_DE")].ready
+    fridge, shirt_s = (together[ReadinessKey(v, "amazon-DE", "de_DE")] for v in ("SHIRT-BLUE-M", "SHIRT-BLUE-S"))
+    assert fridge.issues != shirt_s.issues  # energy-label rules apply to the fridge-category variant only
+    walmart_s = together[ReadinessKey("SHIRT-BLUE-S", "walmart-US", "en_US")]
+    assert "pricing:price-in-channel-currency" in rules_hit(walmart_s)
+    assert "pricing:price-in-channel-currency" not in rules_hit(
+        together[ReadinessKey("SHIRT-RED-S", "walmart-US", "en_US")]
+    )

@@ -186,6 +186,9 @@ class Product:
         return Product(self.id, self.family, tuple(nodes))
 
 
+_vk = tuple.__new__  # builds a ValueKey without its Python-level __new__ (hot in resolve)
+
+
 class ResolvedValue(NamedTuple):
     value: Value
     locale: str | None  # the key that matched — differs from the asked locale when a fallback was used
@@ -227,10 +230,10 @@ class FlatValues:
         locales: tuple[str | None, ...] = self._catalog.locale_chain(locale) if attr.localizable and locale else (None,)
         for loc in locales:
             if attr.scopable and channel is not None:
-                hit = values.get(ValueKey(attr.code, loc, channel))
+                hit = values.get(_vk(ValueKey, (attr.code, loc, channel)))
                 if hit is not None:
                     return ResolvedValue(hit[0], loc, channel, hit[1])
-            hit = values.get(ValueKey(attr.code, loc, None))
+            hit = values.get(_vk(ValueKey, (attr.code, loc, None)))
             if hit is not None:
                 return ResolvedValue(hit[0], loc, None, hit[1])
         return None
@@ -249,13 +252,17 @@ class FlatValues:
         values = self._values
         for loc in candidates:
             for ch in (channel, None) if attr.scopable and channel is not None else (None,):
-                hit = values.get(ValueKey(attr.code, loc, ch))
+                hit = values.get(_vk(ValueKey, (attr.code, loc, ch)))
                 if hit is not None:
                     return ResolvedValue(hit[0], loc, ch, hit[1])
         return None
 
     def keys(self) -> Iterator[ValueKey]:
         return iter(self._values)
+
+    def items(self) -> Iterator[tuple[ValueKey, tuple[Value, str]]]:
+        """Each effective key with its value and the id of the node it is inherited from."""
+        return iter(self._values.items())
 
 
 @dataclass(frozen=True)

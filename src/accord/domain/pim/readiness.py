@@ -107,7 +107,19 @@ def _run_keyed(
     return tuple(issues), total, failed
 
 
+_mk = tuple.__new__  # builds a NamedTuple without its (Python-level) __new__: same value, much cheaper
+
 _UNSET = cast(Outcome, object())  # "not computed yet" (None and () are real outcomes)
+
+
+class SiblingMemo:
+    """Results shared between the variants of one product (see :meth:`ReadinessEngine.evaluate_variant`)."""
+
+    __slots__ = ("results", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens: dict[object, int] = {}  # fingerprint of the values a plan reads → small int
+        self.results: dict[object, tuple[tuple[Issue, ...], int]] = {}
 
 
 class ReadinessKey(NamedTuple):
@@ -151,6 +163,12 @@ class ReadinessEngine:
         self._splits: dict[tuple[int, frozenset[str]], _Split] = {}
         self._prepared: dict[tuple[ChannelContext, str, frozenset[str]], _Prepared] = {}
         self._interned: dict[tuple[int, ...], tuple[BoundCheck, ...]] = {}
+        self._reads_sorted: dict[tuple[ChannelContext, str], tuple[str, ...]] = {}
+        self._reads_interned: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._prep_by_id: dict[
+            tuple[int, str, frozenset[str]], tuple[ChannelContext, _Prepared, tuple[str, ...], Hashable]
+        ] = {}
+        self._sig_tokens: dict[tuple[object, ...], int] = {}
 
     # --- compilation -----------------------------------------------------------------------------------------
 
@@ -205,39 +223,79 @@ class ReadinessEngine:
         variant_id: str,
         channels: Iterable[ChannelContext],
         locales: Mapping[str, Iterable[str]] | None = None,
+        shared: SiblingMemo | None = None,
     ) -> dict[ReadinessKey, Readiness]:
         """Readiness of one variant on each channel in each of its locales (or only ``locales[channel_id]``).
 
         Each check outcome is computed once per distinct thing it can depend on: checks that read neither the
         locale nor the channel run once per variant, locale-only checks once per locale, channel checks once per
         channel; channel-specific attributes count as channel-dependent only if this variant has such values.
+
+        ``shared`` (one :class:`SiblingMemo` per product, passed to each of its variants) reuses a channel's
+        result between sibling variants whose values for every attribute that channel's plan reads come from the
+        same nodes (inherited from a common ancestor) and that have the same categories: their results cannot
+        differ (this relies on ``BoundCheck.reads`` being complete, as :func:`affected_keys` already does).
         """
         if variant_id in product.children_of:
             raise InvalidInput(f"{variant_id} has variants below it; readiness is per variant")
         flat = FlatValues(self.catalog, product, variant_id)
+        sources: dict[str, frozenset[tuple[object, str]]] = {}
+        fps: dict[int, int] = {}
+        if shared is not None:
+            grouped: dict[str, list[tuple[object, str]]] = {}
+            for vk, (_, src) in flat.items():
+                grouped.setdefault(vk.attribute, []).append((vk, src))
+            sources = {a: frozenset(x) for a, x in grouped.items()}
         cache: dict[object, object] = {}
         check_memo: dict[object, Outcome] = {}
         const_memo: dict[int, _Agg] = {}
         loc_memo: dict[tuple[int, str], _Agg] = {}
         # Channels with the same plan and the same channel keys (currency, VAT display, required set...) get
         # the same result per locale.
-        result_memo: dict[tuple[object, str], tuple[tuple[Issue, ...], int]] = {}
+        result_memo: dict[tuple[Hashable, str], tuple[tuple[Issue, ...], int]] = {}
         out: dict[ReadinessKey, Readiness] = {}
         family, scoped = product.family, flat.scoped
+        by_id = self._prep_by_id
         for ch in channels:
-            prep = self._prepared.get((ch, family, scoped))
-            if prep is None:
-                prep = self._prepare(ch, family, scoped)
+            # keyed by identity (hashing a channel context is costly); the entry keeps ``ch`` alive, so an equal id
+            # with ``ent[0] is ch`` is the same object
+            ent = by_id.get((id(ch), family, scoped))
+            if ent is None or ent[0] is not ch:
+                prep = self._prepared.get((ch, family, scoped))
+                if prep is None:
+                    prep = self._prepare(ch, family, scoped)
+                # a small int per distinct signature (hashing the signature per lookup is costly); channels
+                # whose results cannot be shared get a token of their own
+                token = (
+                    ("channel", id(ch))
+                    if prep.signature is None
+                    else self._sig_tokens.setdefault(prep.signature, len(self._sig_tokens))
+                )
+                ent = by_id[(id(ch), family, scoped)] = (ch, prep, self._sorted_reads(ch, family), token)
+            _, prep, reads, sig = ent
             split, chan_keyed, both_keyed, signature = prep
             sid = id(split)
             chan_id = ch.id
             chan_agg: _Agg | None = None
             for loc in ch.locales if locales is None else locales.get(chan_id, ()):
-                key = ReadinessKey(variant_id, chan_id, loc)
-                hit = None if signature is None else result_memo.get((signature, loc))
+                key = _mk(ReadinessKey, (variant_id, chan_id, loc))
+                hit = None if signature is None else result_memo.get((sig, loc))
                 if hit is not None:
                     out[key] = Readiness(key, *hit)
                     continue
+                skey: object = None
+                if shared is not None:
+                    tok = fps.get(id(reads))
+                    if tok is None:
+                        fp = (flat.categories, flat.category_tags, reads, tuple(map(sources.get, reads)))
+                        tok = fps[id(reads)] = shared.tokens.setdefault(fp, len(shared.tokens))
+                    skey = (sig, sid, loc, tok)
+                    hit = shared.results.get(skey)
+                    if hit is not None:
+                        if signature is not None:
+                            result_memo[(sig, loc)] = hit
+                        out[key] = Readiness(key, *hit)
+                        continue
                 ctx = EvalContext(flat, ch, loc, cache)
                 base = const_memo.get(sid)
                 if base is None:
@@ -253,9 +311,20 @@ class ReadinessEngine:
                 score = 100 if total == 0 else (100 * (total - failed)) // total
                 result = (base[0] + chan_agg[0] + loc_agg[0] + both[0], score)
                 if signature is not None:
-                    result_memo[(signature, loc)] = result
+                    result_memo[(sig, loc)] = result
+                if skey is not None and shared is not None:
+                    shared.results[skey] = result
                 out[key] = Readiness(key, *result)
         return out
+
+    def _sorted_reads(self, channel: ChannelContext, family_code: str) -> tuple[str, ...]:
+        key = (channel, family_code)
+        hit = self._reads_sorted.get(key)
+        if hit is None:
+            hit = tuple(sorted(self.reads(channel, family_code)))
+            hit = self._reads_interned.setdefault(hit, hit)
+            self._reads_sorted[key] = hit
+        return hit
 
     def _prepare(self, ch: ChannelContext, family: str, scoped: frozenset[str]) -> _Prepared:
         """Per channel, family and set of channel-specific attributes: the plan's groups, each channel-dependent
@@ -294,8 +363,9 @@ class ReadinessEngine:
         """Every variant of ``product`` on every channel and locale."""
         chans = tuple(channels)
         out: dict[ReadinessKey, Readiness] = {}
+        shared = SiblingMemo()
         for vid in product.variants():
-            out.update(self.evaluate_variant(product, vid, chans))
+            out.update(self.evaluate_variant(product, vid, chans, shared=shared))
         return out
 
     def evaluate_keys(
@@ -308,8 +378,9 @@ class ReadinessEngine:
                 raise NotFound("channel", k.channel_id)
             wanted.setdefault(k.variant_id, {}).setdefault(k.channel_id, []).append(k.locale)
         out: dict[ReadinessKey, Readiness] = {}
+        shared = SiblingMemo()
         for vid, per_channel in wanted.items():
             product.node(vid)
             chans = [channels[c] for c in per_channel]
-            out.update(self.evaluate_variant(product, vid, chans, per_channel))
+            out.update(self.evaluate_variant(product, vid, chans, per_channel, shared=shared))
         return out
