@@ -93,3 +93,23 @@ def test_unexpected_error_is_a_500_problem(
         assert 'route="/v1/verify",status="500"' in api.get("/metrics").text
     finally:
         api.close()
+
+
+def test_stock_listing_pages_in_sku_location_order(seeded: Api) -> None:
+    assert seeded.post("/v1/skus", json=[{"id": "sku0", "title": "Cap"}, {"id": "sku2", "title": "Hat"}]).status_code
+    for sku, loc in (("sku0", "wh2"), ("sku1", "wh2"), ("sku2", "wh1")):
+        r = seeded.post("/v1/stock/receive", json={"sku": sku, "location": loc, "qty": 1})
+        assert r.status_code == 201, r.text
+    seen: list[tuple[str, str]] = []
+    params: dict[str, str | int] = {"limit": 2}
+    for _ in range(10):  # bounded: 4 rows in pages of 2
+        body = seeded.get("/v1/stock", params=params).json()
+        seen += [(row["sku"], row["location"]) for row in body["balances"]]
+        if body["next"] is None:
+            break
+        params = {"limit": 2, **body["next"]}
+    assert seen == [("sku0", "wh2"), ("sku1", "wh1"), ("sku1", "wh2"), ("sku2", "wh1")]
+    full = seeded.get("/v1/stock").json()
+    assert full["next"] is None and len(full["balances"]) == 4
+    assert_problem(seeded.get("/v1/stock", params={"after_sku": "sku1"}), 422, "invalid-input", contains="together")
+    assert_problem(seeded.get("/v1/stock", params={"limit": 0}), 422, "invalid-input")

@@ -645,9 +645,21 @@ class Engine:
 
     # ------------------------------------------------------------------ reads
 
-    def balances(self, sku: str | None = None, location: str | None = None) -> list[tuple[str, str, Balance]]:
+    def balances(
+        self,
+        sku: str | None = None,
+        location: str | None = None,
+        *,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[str, str, Balance]]:
+        """Balances in (SKU, location) order; ``after`` and ``limit`` page through them (keyset pagination)."""
         b = t.balances
         q = sa.select(b.c.sku_id, b.c.location_id, *(b.c[n] for n in BUCKETS)).order_by(b.c.sku_id, b.c.location_id)
+        if after is not None:
+            q = q.where(sa.tuple_(b.c.sku_id, b.c.location_id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+        if limit is not None:
+            q = q.limit(limit)
         with self.db.read() as tx:
             if sku is not None:
                 self._require_sku(tx, sku)

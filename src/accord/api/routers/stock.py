@@ -34,7 +34,7 @@ from accord.api.models import (
 from accord.api.problems import problem_responses
 from accord.app.engine import MAX_BATCH, MoveResult
 from accord.bootstrap import App
-from accord.domain.errors import AccordError, IdempotencyConflict
+from accord.domain.errors import AccordError, IdempotencyConflict, InvalidInput
 from accord.domain.ledger import Balance, Movement, MovementKind
 from accord.store import schema as t
 
@@ -271,8 +271,16 @@ class StockRow(BalanceOut):
     location: str
 
 
+class StockCursor(BaseModel):
+    after_sku: str
+    after_location: str
+
+
 class StockList(BaseModel):
     balances: list[StockRow]
+    next: StockCursor | None = Field(
+        default=None, description="pass as after_sku/after_location for the next page; null on the last page"
+    )
 
 
 # ---------------------------------------------------------------------- applying movements
@@ -509,10 +517,21 @@ def stock_balances(
     app: AppDep,
     sku: Annotated[str | None, Query(max_length=64)] = None,
     location: Annotated[str | None, Query(max_length=64)] = None,
+    after_sku: Annotated[str | None, Query(max_length=64)] = None,
+    after_location: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> StockList:
-    """Balances per SKU × location, filtered by SKU and/or location (an unknown one is 404)."""
-    rows = app.engine.balances(sku=sku, location=location)
-    return StockList(balances=[StockRow(sku=s, location=loc, **BalanceOut.of(b).model_dump()) for s, loc, b in rows])
+    """Balances per SKU × location in (SKU, location) order, filtered by SKU and/or location (an unknown one is
+    404), one page at a time: follow ``next``."""
+    if (after_sku is None) != (after_location is None):
+        raise InvalidInput("after_sku and after_location go together")
+    after = (after_sku, after_location) if after_sku is not None and after_location is not None else None
+    rows = app.engine.balances(sku=sku, location=location, after=after, limit=limit + 1)
+    page = rows[:limit]
+    nxt = StockCursor(after_sku=page[-1][0], after_location=page[-1][1]) if len(rows) > limit else None
+    return StockList(
+        balances=[StockRow(sku=s, location=loc, **BalanceOut.of(b).model_dump()) for s, loc, b in page], next=nxt
+    )
 
 
 __all__ = ["router"]
