@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+import pytest
 
 # the project's shared/ folder sits beside the repository checkout (DEVELOPERS.md); ACCORD_SPECS_DIR overrides
 SPECS = Path(
@@ -21,7 +22,11 @@ SPECS = Path(
 
 @cache
 def _doc(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SPECS / name).read_text())
+    path = SPECS / name
+    if not path.is_file() and os.environ.get("CI") != "true":
+        # the specs live in the project's shared/ folder beside the checkout; CI always has it
+        pytest.skip(f"Amazon SP-API spec {path} not found (set ACCORD_SPECS_DIR)")
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
