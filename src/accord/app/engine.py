@@ -188,6 +188,10 @@ class Engine:
         with self.db.read() as tx:
             return self._config(tx)
 
+    def config_in(self, tx: Tx) -> Config:
+        """The configuration as ``tx`` sees it (cached by version), for services that write in the same tx."""
+        return self._config(tx)
+
     # ------------------------------------------------------------------ configuration
 
     def add_location(self, loc: Location) -> Location:

@@ -107,6 +107,37 @@ class ChannelOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class ShipmentLine:
+    sku: str
+    qty: int
+    line_id: str | None = None  # the channel's own line id where it has one
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentConfirmation:
+    """One physical shipment of (part of) a channel order, to confirm back to the channel.
+
+    ``shipment_id`` is Accord's id for the shipment; dialects that accept an idempotency key send it, and it keys
+    the durable queue, so a confirmation is sent once in effect however often it is retried."""
+
+    channel_order_id: str
+    shipment_id: str
+    carrier: str
+    tracking: str
+    shipped_at: datetime
+    lines: tuple[ShipmentLine, ...]
+    ship_from_location: str | None = None
+
+
+class CancelReason(StrEnum):
+    OUT_OF_STOCK = "out_of_stock"
+    CUSTOMER_REQUEST = "customer_request"
+    PRICING_ERROR = "pricing_error"
+    UNDELIVERABLE = "undeliverable"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
 class OrdersPage:
     orders: list[ChannelOrder]
     next_cursor: str | None  # pass back to fetch_orders; orders may repeat across pages: dedupe by channel_order_id
@@ -277,6 +308,10 @@ class Connector(Protocol):
     async def update_content(self, items: Sequence[ContentUpdate]) -> list[ItemResult]: ...
 
     async def fetch_orders(self, cursor: str | None) -> OrdersPage: ...
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None: ...
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None: ...
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -505,6 +540,12 @@ class HttpConnector:
 
     async def fetch_orders(self, cursor: str | None) -> OrdersPage:
         raise UnsupportedOperation(f"{self.dialect}: fetch_orders")
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        raise UnsupportedOperation(f"{self.dialect}: confirm_shipment")
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        raise UnsupportedOperation(f"{self.dialect}: cancel_order")
 
     async def aclose(self) -> None:
         """Connectors do not own the client; nothing to release. Present for symmetry with the file connector."""

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from accord.app.ports import Clock, SystemClock
 from accord.connectors.base import (
+    CancelReason,
     ChannelConfig,
     ChannelOrder,
     ContentUpdate,
@@ -31,6 +32,7 @@ from accord.connectors.base import (
     OrdersPage,
     QuantitySnapshot,
     QuantityUpdate,
+    ShipmentConfirmation,
     TransportError,
     UnsupportedOperation,
     limits_for,
@@ -129,6 +131,12 @@ class FileFeedConnector:
             for order_id, rows in grouped.items()
         ]
         return OrdersPage(orders, path.name)
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        raise UnsupportedOperation("filefeed: confirm_shipment")
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        raise UnsupportedOperation("filefeed: cancel_order")
 
     async def aclose(self) -> None:
         return None

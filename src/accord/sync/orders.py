@@ -106,7 +106,7 @@ class OrderIngestor:
         if tx.one(self._q_order, (channel, oid)) is not None:
             return Ingested(channel, oid, "duplicate")
         now = self.engine.clock.now_ms()
-        cfg = self.engine._config(tx)  # the engine's cached config, read in this tx
+        cfg = self.engine.config_in(tx)
         eligible = cfg.eligible.get(channel)
         lines: list[dict[str, Any]] = [
             {"sku": ln.sku, "qty": ln.qty, "line_id": ln.line_id or str(i), "allocations": {}}
