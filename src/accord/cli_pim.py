@@ -378,6 +378,62 @@ def attribute_list() -> None:
         _print_json([attribute_to_json(a) for a in pim.attributes()])
 
 
+# ---------------------------------------------------------------------------------------------- rules
+
+rules_cli = typer.Typer(help="Channel rule dialects and compliance packs as files (TOML/JSON), stored in the database.")
+pim_cli.add_typer(rules_cli, name="rules", no_args_is_help=True)
+
+
+@rules_cli.command("add")
+def rules_add(
+    file: Annotated[Path, typer.Argument(help="A dialect or pack rule file, .toml or .json.")],
+    actor: ActorOpt = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or replace a rule file; the readiness of the channels it applies to is recomputed at once."""
+    with _pim() as pim:
+        res = pim.add_ruleset_file(file, actor)
+    if as_json:
+        _print_json(res)
+    elif not res["changed"]:
+        _out().print(f"{res['kind']} {res['name']}: unchanged")
+    else:
+        _out().print(
+            f"{res['kind']} {res['name']} saved ({res['rules']} rules); "
+            f"{res['readiness_changed']} readiness rows changed"
+        )
+
+
+@rules_cli.command("list")
+def rules_list(as_json: JsonOpt = False) -> None:
+    """Every dialect and pack in force, built-in or stored."""
+    with _pim() as pim:
+        data = pim.rulesets()
+    if as_json:
+        _print_json(data)
+        return
+    from rich.table import Table
+
+    table = Table("kind", "name", "origin", "rules", "scope", "source")
+    for r in data:
+        origin = r["origin"] + (" (replaces built-in)" if r["replaces_builtin"] else "")
+        scope = ",".join(r["countries"] + r["regions"]) or "-"
+        table.add_row(r["kind"], r["name"], origin, str(r["rules"]), scope, r["source"])
+    _out().print(table)
+
+
+@rules_cli.command("remove")
+def rules_remove(
+    kind: Annotated[str, typer.Argument(help="dialect or pack")],
+    name: Annotated[str, typer.Argument(help="The rule set's name.")],
+    actor: ActorOpt = "cli",
+) -> None:
+    """Remove a stored rule file (a built-in one of the same name applies again)."""
+    with _pim() as pim:
+        res = pim.remove_ruleset(kind, name, actor)
+    _out().print(f"{res['kind']} {res['name']} removed; {res['readiness_changed']} readiness rows changed")
+
+
 # ---------------------------------------------------------------------------------------------- bench
 
 

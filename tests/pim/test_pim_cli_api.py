@@ -86,4 +86,18 @@ def test_api_product_readiness_history(app: App, pim: Pim) -> None:
         bad = call("PUT", "/v1/products/SHIRT", json={"family": "nope"})
         assert bad.status_code == 404
         assert portal.call(lambda: client.get("/v1/readiness/summary")).status_code == httpx.codes.UNAUTHORIZED
+        # rule files: add a pack (US channels now block), a bad one names its line, remove it again
+        pack = 'name = "us_extra"\nkind = "pack"\n[scope]\ncountries = ["US"]\n[[rules]]\ncheck = "required"\n'
+        pack += 'attribute = "launch"\n'
+        added = call("PUT", "/v1/pim/rules", json={"text": pack, "source": "us_extra.toml"})
+        assert added.status_code == 200 and added.json()["readiness_changed"] > 0
+        assert {r["channel"] for r in call("GET", "/v1/readiness/SHIRT-S").json() if not r["ready"]} == {
+            "amazon-us", "shopify-dtc"
+        }  # fmt: skip
+        assert ("pack", "us_extra") in {(r["kind"], r["name"]) for r in call("GET", "/v1/pim/rules").json()}
+        bad = call("PUT", "/v1/pim/rules", json={"text": 'name = "x"\nkind = "pack"\n[[rules]]\ncheck = "no"\n'})
+        assert bad.status_code == 422 and "api:3 " in bad.json()["detail"]
+        assert call("DELETE", "/v1/pim/rules/pack/us_extra").status_code == 200
+        assert call("DELETE", "/v1/pim/rules/pack/us_extra").status_code == 404
+        assert all(r["ready"] for r in call("GET", "/v1/readiness/SHIRT-S").json())
         portal.call(client.aclose)

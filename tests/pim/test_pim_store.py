@@ -34,9 +34,12 @@ def test_create_writes_variants_as_skus_readiness_and_events(app: App, pim: Pim)
     res = pim.upsert_product(shirt(), "alice")
     assert (res.created, res.changed, res.version) == (True, True, 1)
     assert {s.id for s in app.engine.skus()} == {"SHIRT-S", "SHIRT-M"}
-    # 2 variants × (amazon-us 1 + amazon-de 2 + google-de 1 + shopify 1) locales
-    assert _count(app, pt.pim_readiness) == 10
-    assert all(r["ready"] for r in pim.readiness("SHIRT"))
+    # 2 variants × (amazon-us 1 + amazon-de 2 + google-de 1 + shopify 1) locales, all without issues: no row is
+    # stored for them (readiness is stored sparsely), the API lists all ten
+    rows = pim.readiness("SHIRT")
+    assert len(rows) == 10 and all(r["ready"] and r["score"] == 100 and r["issues"] == [] for r in rows)
+    assert _count(app, pt.pim_readiness) == 0
+    assert sum(len(e["changes"]) for e in _events(app, "ReadinessChanged")) == 10
     assert _events(app, "ProductUpdated")[0]["variants"] == ["SHIRT-S", "SHIRT-M"]
     assert len(_events(app, "ReadinessChanged")) == 2
     assert len(_events(app, "SkuAdded")) == 2
@@ -93,6 +96,30 @@ def test_history_and_revert(app: App, pim: Pim) -> None:
         pim.revert("SHIRT", 9)
 
 
+def test_revert_restores_removed_variants_and_values_and_removes_added_ones(app: App, pim: Pim) -> None:
+    pim.upsert_product(shirt(), "alice")  # v1: SHIRT-S, SHIRT-M
+    v1 = pim.get_product("SHIRT")[0]
+    gone_m = shirt(sizes=("s",), brand=None)
+    pim.upsert_product(gone_m.with_node(gone_m.root.with_value(ValueKey("organic"), True)), "bob")  # v2
+    pim.upsert_product(shirt(sizes=("s", "l"), brand=None), "bob")  # v3: SHIRT-L added, organic cleared
+    assert pim.get_product("SHIRT")[0].variants() == ("SHIRT-S", "SHIRT-L")
+    removed = [h for h in pim.history("SHIRT") if h["attribute"] == "@node" and h["new"] is None]
+    assert [(h["node"], h["version"], h["old"]["parent"]) for h in removed] == [("SHIRT-M", 2, "SHIRT")]
+
+    res = pim.revert("SHIRT-S", 1, "carol")
+    prod, version = pim.get_product("SHIRT")
+    assert res.version == version == 4
+    assert prod == v1  # the tree, every value (brand back, organic gone) and the node order
+    assert [r["sku"] for r in pim.readiness("SHIRT")].count("SHIRT-M") == 5
+    with pytest.raises(NotFound):
+        pim.readiness("SHIRT-L")  # removed again: its readiness rows went with it
+    assert pim.recompute()["written"] == 0
+    # reverting to v2 removes SHIRT-M again and brings organic back
+    pim.revert("SHIRT", 2)
+    prod, _ = pim.get_product("SHIRT")
+    assert prod.variants() == ("SHIRT-S",) and prod.root.values[ValueKey("organic")] is True
+
+
 def test_channel_context_and_family_changes_update_readiness(app: App, pim: Pim) -> None:
     pim.upsert_product(shirt())
     pim.set_channel_context("amazon-us", country="US", locales=["en_US", "de_DE"], vat_inclusive=False)
@@ -116,20 +143,30 @@ def test_channel_context_and_family_changes_update_readiness(app: App, pim: Pim)
 
 
 def test_full_recompute_repairs_and_is_quiet_when_current(app: App, pim: Pim) -> None:
-    pim.upsert_product(shirt())
+    pim.upsert_product(shirt(gtin="4006381333932"))  # a bad check digit: every key has an error row
     assert pim.recompute()["written"] == 0
     r = pt.pim_readiness
+    assert _count(app, r) == 10
     with app.db.engine.begin() as conn:
-        conn.execute(sa.update(r).where(r.c.variant_id == "SHIRT-S").values(ready=False, issues="[]"))
+        # corrupt: wrong rows for SHIRT-S, a missing row for SHIRT-M, a row for a key that does not exist
+        conn.execute(sa.update(r).where(r.c.variant_id == "SHIRT-S").values(ready=True, score=100, issues="[]"))
+        conn.execute(sa.delete(r).where(r.c.variant_id == "SHIRT-M", r.c.channel_id == "amazon-us"))
         conn.execute(
             sa.insert(r).values(
                 variant_id="SHIRT-S", channel_id="amazon-us", locale="de_DE", product_id="SHIRT",
-                ready=True, score=100, issues="[]", updated_at=0,
+                ready=False, score=0, issues="[]", updated_at=0,
             )
         )  # fmt: skip
+    n_events = len(_events(app, "ReadinessChanged"))
     res = pim.recompute()
-    assert res["written"] == 5 and res["dropped"] == 1
-    assert all(x["ready"] for x in pim.readiness("SHIRT"))
+    assert res["written"] == 6 and res["dropped"] == 1
+    assert not any(x["ready"] for x in pim.readiness("SHIRT")) and _count(app, r) == 10
+    changed = _events(app, "ReadinessChanged")[n_events:]
+    assert sorted((e["sku"], len(e["changes"])) for e in changed) == [("SHIRT-M", 1), ("SHIRT-S", 5)]
+    # a product fixed: its rows go (no issues, nothing stored) and readiness reads ready everywhere
+    pim.upsert_product(shirt())
+    assert _count(app, r) == 0 and all(x["ready"] for x in pim.readiness("SHIRT"))
+    assert pim.recompute()["written"] == 0
 
 
 def test_variant_ids_are_unique_across_products(app: App, pim: Pim) -> None:

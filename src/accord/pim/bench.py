@@ -39,6 +39,9 @@ def attributes() -> list[AttributeDef]:
         AttributeDef("manufacturer_address", T.TEXT),
         AttributeDef("manufacturer_contact", T.TEXT),
         AttributeDef("manufacturer_country", T.TEXT),
+        AttributeDef("uk_responsible_person_name", T.TEXT),
+        AttributeDef("uk_responsible_person_address", T.TEXT),
+        AttributeDef("uk_responsible_person_contact", T.TEXT),
         AttributeDef("size", T.SINGLE_SELECT, options=tuple(SelectOption(s) for s in SIZES)),
         AttributeDef("weight", T.NUMBER, dimension="mass"),
         AttributeDef("organic", T.BOOLEAN),
@@ -89,11 +92,15 @@ def write_catalog_csv(path: Path, variants: int) -> int:
                 "manufacturer_address": "Hauptstr. 1, 10115 Berlin, DE",
                 "manufacturer_contact": "safety@acme.example",
                 "manufacturer_country": "DE",
+                "uk_responsible_person_name": "Acme UK Ltd",
+                "uk_responsible_person_address": "1 High St, London SW1A 1AA, GB",
+                "uk_responsible_person_contact": "uk-safety@acme.example",
                 "weight": "0.2 kg",
                 "organic": "true" if p % 2 else "false",
             }
-            for i in range(30 - 15):
-                root[f"spec_{i:02d}"] = f"value {i}"
+            for a in attrs:
+                if a.code.startswith("spec_"):
+                    root[a.code] = f"value {a.code[5:]}"
             w.writerow([root.get(h, "") for h in header])
             rows += 1
             for s in SIZES:
@@ -143,15 +150,15 @@ def run_catalog_bench(
             src = d / "catalog.csv"
             rows = write_catalog_csv(src, variants)
             say(f"generated {rows} rows ({variants} variants); importing...")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = import_file(pim, src, errors_out=d / "errors.csv", chunk_rows=2000)
-            import_s = time.perf_counter() - t0
+            import_s, import_cpu_s = time.perf_counter() - t0, time.process_time() - c0
             if report.failed:
                 raise RuntimeError(f"bench import failed rows: {report.line()}")
             say(f"import {import_s:.1f}s; full readiness recompute...")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             full = pim.recompute()
-            readiness_full_s = time.perf_counter() - t0
+            readiness_full_s, readiness_full_cpu_s = time.perf_counter() - t0, time.process_time() - c0
             say(f"recompute {readiness_full_s:.1f}s; single edits...")
             edits_ms = []
             for n in range(7):
@@ -162,9 +169,9 @@ def run_catalog_bench(
                 pim.upsert_product(prod.with_node(root.with_value(key, f"Edited title {n}")), "bench")
                 edits_ms.append((time.perf_counter() - t0) * 1000)
             say("export...")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             exported = export_file(pim, d / "export.csv")
-            export_s = time.perf_counter() - t0
+            export_s, export_cpu_s = time.perf_counter() - t0, time.process_time() - c0
             from accord.store import pim_tables as pt
 
             with app.db.engine.connect() as conn:
@@ -186,11 +193,15 @@ def run_catalog_bench(
         "readiness_rows": readiness_rows,
         "import_s": round(import_s, 2),
         "import_rows_per_s": round(rows / import_s),
+        # CPU seconds of this process: on a shared machine, wall time also counts waiting for a core
+        "import_cpu_s": round(import_cpu_s, 2),
         "readiness_full_s": round(readiness_full_s, 2),
+        "readiness_full_cpu_s": round(readiness_full_cpu_s, 2),
         "readiness_full_evaluated": full.get("evaluated", 0),
         "readiness_one_edit_ms": round(statistics.median(edits_ms), 2),
         "readiness_one_edit_max_ms": round(max(edits_ms), 2),
         "export_s": round(export_s, 2),
+        "export_cpu_s": round(export_cpu_s, 2),
         "exported_rows": exported,
         "peak_rss_mb": _rss_mb(),
     }

@@ -73,6 +73,7 @@ class Column:
     locale: str | None = None
     channel: str | None = None
     currency: str | None = None
+    key: ValueKey | None = None  # the value key the column writes (attribute columns)
 
 
 @dataclass(slots=True)
@@ -157,7 +158,7 @@ def parse_header(header: Sequence[str], st: PimState) -> list[Column]:
                 raise InvalidInput(f"column {h!r}: unknown channel {channel!r}")
             if not attr.scopable:
                 raise InvalidInput(f"column {h!r}: {attr.code} is not channel-specific")
-        cols.append(Column(i, h, attr, locale, channel, currency))
+        cols.append(Column(i, h, attr, locale, channel, currency, ValueKey(attr.code, locale, channel)))
     if "sku" not in seen:
         raise InvalidInput("the file needs a 'sku' column")
     return cols
@@ -381,9 +382,8 @@ def import_file(
 def _parse_row(line: int, cells: list[str], cols: list[Column], st: PimState, seen: set[int]) -> Row:
     if len(cells) > len(cols):
         raise InvalidInput(f"{len(cells)} cells but {len(cols)} columns")
-    for c in cells:
-        if _BAD_UTF8.search(c):
-            raise InvalidInput("malformed UTF-8 in this row")
+    if _BAD_UTF8.search("".join(cells)):
+        raise InvalidInput("malformed UTF-8 in this row")
     cells = cells + [""] * (len(cols) - len(cells))
     fields: dict[str, str] = {}
     for col in cols:
@@ -404,7 +404,7 @@ def _parse_row(line: int, cells: list[str], cols: list[Column], st: PimState, se
         if attr is None:
             continue
         text = cells[col.index]
-        key = ValueKey(attr.code, col.locale, col.channel)
+        key = col.key or ValueKey(attr.code, col.locale, col.channel)
         if col.currency is not None:
             amount: Money | None = None
             if text.strip():
@@ -436,9 +436,11 @@ def _flush(pim: Pim, rows: list[Row], actor: str, report: ImportReport, errors: 
         originals = dict(products)
         row_product: dict[int, str] = {}
         failed: dict[int, str] = {}
+        # values this chunk's rows set, already validated (alive until the chunk ends, so ids are unique)
+        checked: set[int] = set()
         for row in rows:
             try:
-                pid = _apply_row(row, owners, products, st)
+                pid = _apply_row(row, owners, products, st, checked)
                 row_product[row.line] = pid
             except AccordError as exc:
                 failed[row.line] = str(exc)
@@ -449,7 +451,7 @@ def _flush(pim: Pim, rows: list[Row], actor: str, report: ImportReport, errors: 
             if pid not in touched:
                 continue
             try:
-                valid = canonical_product(st.catalog.validate_product(prod))
+                valid = canonical_product(st.catalog.validate_product(prod, checked=lambda _n, _k, v: id(v) in checked))
             except AccordError as exc:
                 for line, p in row_product.items():
                     if p == pid and line not in failed:
@@ -471,9 +473,9 @@ def _flush(pim: Pim, rows: list[Row], actor: str, report: ImportReport, errors: 
             report.ok += 1
 
 
-def _apply_row(row: Row, owners: dict[str, str], products: dict[str, Product], st: PimState) -> str:
+def _apply_row(row: Row, owners: dict[str, str], products: dict[str, Product], st: PimState, checked: set[int]) -> str:
     """Apply one row to the working copy of its product; returns the product id. Raises without changing
-    anything when the row is invalid."""
+    anything when the row is invalid. The ids of the (validated) values it sets are added to ``checked``."""
     cat = st.catalog
     fields = row.fields
     if row.parent is None:
@@ -515,8 +517,9 @@ def _apply_row(row: Row, owners: dict[str, str], products: dict[str, Product], s
         if val is None:
             values.pop(key, None)
         else:
-            cat.validate_value(family_def, key, val)
+            cat.validate_value(family_def, key, val, checked=True)  # parse_cell validated the value itself
             values[key] = val
+            checked.add(id(val))
     for key, amounts in row.prices.items():
         attr = family_def.attr(key.attribute)
         cur = values.get(key)
@@ -529,7 +532,8 @@ def _apply_row(row: Row, owners: dict[str, str], products: dict[str, Product], s
                     m.amount, currency, by_cur[currency].vat_included if currency in by_cur else None
                 )
         if by_cur:
-            values[key] = canonical(cat.validate_value(family_def, key, tuple(by_cur.values())))
+            values[key] = price = canonical(cat.validate_value(family_def, key, tuple(by_cur.values())))
+            checked.add(id(price))
         else:
             values.pop(key, None)
         del attr
@@ -577,9 +581,12 @@ def _columns(pim: Pim, tx: Tx, st: PimState) -> list[Column]:
         if attr.type is AttributeType.PRICE:
             for cur in sorted(currencies.get((a, ch), ())):
                 header = "-".join(x for x in (a, cur, loc, ch) if x)
-                cols.append(Column(len(cols), header, attr, loc or None, ch or None, cur))
+                key = ValueKey(a, loc or None, ch or None)
+                cols.append(Column(len(cols), header, attr, loc or None, ch or None, cur, key))
         else:
-            cols.append(Column(len(cols), base, attr, loc or None, ch or None))
+            cols.append(
+                Column(len(cols), base, attr, loc or None, ch or None, None, ValueKey(a, loc or None, ch or None))
+            )
     return cols
 
 
@@ -630,7 +637,7 @@ def _node_cells(prod: Product, node: ProductNode, cols: list[Column]) -> list[st
             else:
                 out.append(",".join(sorted(node.categories)))
             continue
-        val = node.values.get(ValueKey(c.attribute.code, c.locale, c.channel))
+        val = node.values.get(c.key or ValueKey(c.attribute.code, c.locale, c.channel))
         if val is None:
             out.append("")
         elif c.currency is not None:

@@ -5,14 +5,22 @@ Every write follows one path: validate with the domain → write rows → :func:
 keys the change touches → evaluate exactly those → write the readiness rows whose content changed → outbox
 events (``ProductUpdated``, ``ReadinessChanged`` only where ``ready`` or the issues changed), all in ONE
 transaction. Variants become ledger SKUs in the same transaction (``Engine.add_skus_in``).
+
+Readiness is stored sparsely (a row per key with issues; none for a clean key) and whole products are evaluated
+packed (:meth:`ReadinessEngine.evaluate_rows`: one shared vector per distinct result), so a full recompute or an
+import costs per product, not per variant × channel × locale. Rule files users add live in ``pim_rulesets`` and
+are part of the cached state (``pim_meta['rules']``).
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -41,6 +49,8 @@ from accord.domain.pim import (
     ReadinessEngine,
     ReadinessKey,
     RuleLibrary,
+    RuleSet,
+    Severity,
     Value,
     ValueKey,
     affected_keys,
@@ -48,6 +58,9 @@ from accord.domain.pim import (
     value_to_json,
 )
 from accord.domain.pim.attributes import AttributeType
+from accord.domain.pim.incremental import ChannelRulesEdited, PackEdited
+from accord.domain.pim.readiness import Vector
+from accord.domain.pim.spec import RuleSetKind, load_ruleset_text, ruleset_format
 from accord.pim.codec import attribute_from_json, attribute_to_json, canonical_product, decode_value, same_product
 from accord.store import pim_tables as pt
 from accord.store import schema as t
@@ -57,6 +70,7 @@ PRODUCT_UPDATED = "ProductUpdated"
 READINESS_CHANGED = "ReadinessChanged"
 CATALOG_CHANGED = "CatalogDefinitionChanged"
 CHANNEL_CONTEXT_CHANGED = "ChannelContentContextChanged"
+NODE_HISTORY = "@node"  # pim_history.attribute of a tree change: old/new are {parent, position, axes, categories}
 
 CHUNK = 500  # products per query / per full-recompute transaction
 MAX_EVENT_CHANGES = 200  # value changes listed in one ProductUpdated event (the count is always exact)
@@ -66,10 +80,12 @@ MAX_EVENT_CHANGES = 200  # value changes listed in one ProductUpdated event (the
 class PimState:
     """Catalogue, channels and a readiness engine for one version of the definitions."""
 
-    versions: tuple[int, int]
+    versions: tuple[int, int, int]  # catalog, channels, rules
     catalog: Catalog
     channels: tuple[ChannelContext, ...]
     engine: ReadinessEngine
+    library: RuleLibrary  # the built-in rule sets with the stored ones (``pim_rulesets``) in place
+    stored_rules: tuple[RuleSet, ...] = ()
 
     @property
     def by_channel(self) -> dict[str, ChannelContext]:
@@ -87,26 +103,31 @@ class WriteResult:
     readiness_changed: int = 0
 
 
-_Existing = dict[tuple[str, str, str], tuple[bool, int, str]]  # (variant, channel, locale) → (ready, score, issues)
+_Enc = tuple[bool, int, str]  # a stored readiness row: ready, score, issues JSON
+# Readiness is stored sparsely: a row only for a key with issues. A key of an existing variant × channel locale
+# without a row is ready with score 100 and no issues (a result without issues always scores 100).
+_CLEAN: _Enc = (True, 100, "[]")
+_Stored = dict[str, dict[tuple[str, str], _Enc]]  # variant → (channel, locale) → stored row
 FLUSH_ROWS = 5000  # readiness rows per executemany
 
 
 @dataclass(slots=True)
 class _ReadinessStats:
-    written: int = 0
+    written: int = 0  # keys whose readiness was recorded or changed (a new key counts, with or without a row)
     changed: int = 0
     dropped: int = 0
     events: list[Event] = field(default_factory=list)
     # rows waiting for :meth:`Pim._flush_readiness` (written in large batches, before the transaction ends)
     ins: list[tuple[Any, ...]] = field(default_factory=list)
     upd: list[tuple[Any, ...]] = field(default_factory=list)
+    dele: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _j(v: object) -> str:
     return orjson.dumps(v).decode()
 
 
-def _issues_json(r: Readiness) -> str:
+def _issues_json(issues: Sequence[Any]) -> str:
     return _j(
         [
             {
@@ -116,9 +137,72 @@ def _issues_json(r: Readiness) -> str:
                 "severity": i.severity.value,
                 "rule": i.rule,
             }
-            for i in r.issues
+            for i in issues
         ]
     )
+
+
+class _Encoder:
+    """Stored form of readiness results and vectors, computed once per distinct object (results and vectors
+    from one engine are interned, so equal ones of different products hit the same entry)."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._results: dict[tuple[int, int], tuple[object, _Enc, list[str]]] = {}
+        self._vectors: dict[int, tuple[object, dict[tuple[str, str], tuple[_Enc, list[str]]], list[Any]]] = {}
+
+    def result(self, issues: tuple[Any, ...], score: int, keep: object) -> tuple[_Enc, list[str]]:
+        """``keep`` owns ``issues`` (the cache is keyed by ``id(issues)`` and the score, and keeps ``keep`` alive;
+        one issues tuple can come with different scores)."""
+        hit = self._results.get((id(issues), score))
+        if hit is None:
+            if len(self._results) > self.LIMIT:
+                self._results.clear()
+            errors = [i.code for i in issues if i.severity is Severity.ERROR]
+            hit = self._results[(id(issues), score)] = (keep, (not errors, score, _issues_json(issues)), errors)
+        return hit[1], hit[2]
+
+    def vector(
+        self, vec: Vector, slots: tuple[tuple[str, str], ...]
+    ) -> tuple[dict[tuple[str, str], tuple[_Enc, list[str]]], list[Any]]:
+        """The rows to store (slots with issues) and the event changes of a variant seen for the first time."""
+        hit = self._vectors.get(id(vec))
+        if hit is None:
+            if len(self._vectors) > self.LIMIT:
+                self._vectors.clear()
+            rows: dict[tuple[str, str], tuple[_Enc, list[str]]] = {}
+            changes: list[Any] = []
+            for slot, r in zip(slots, vec, strict=True):
+                e, errors = self.result(r[0], r[1], r)
+                if r[0]:
+                    rows[slot] = (e, errors)
+                changes.append(
+                    {
+                        "channel": slot[0],
+                        "locale": slot[1],
+                        "ready": e[0],
+                        "was_ready": None,
+                        "score": e[1],
+                        "errors": errors,
+                    }
+                )
+            hit = self._vectors[id(vec)] = (vec, rows, changes)
+        return hit[1], hit[2]
+
+
+@contextmanager
+def bulk_allocation() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a bulk job builds and drops many short-lived acyclic objects
+    (rows, values, products): its generation scans otherwise cost a large share of the time. Reference counting
+    still frees everything; the collector runs again, as before, when the block ends."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _in(col: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -132,7 +216,7 @@ class Pim:
         self.db = db
         self.engine = engine
         self.clock = engine.clock
-        self.library = library or RuleLibrary.builtin()
+        self.base_library = library or RuleLibrary.builtin()  # stored rule files are applied on top
         self._state: PimState | None = None
         self._lock = threading.Lock()
         c = db.compile
@@ -243,7 +327,8 @@ class Pim:
     def _bound(self, stmt: sa.ClauseElement) -> tuple[Compiled, tuple[Any, ...]]:
         c = stmt.compile(dialect=self.db.dialect, compile_kwargs={"render_postcompile": True})
         comp = Compiled(c.string, tuple(getattr(c, "positiontup", None) or ()))
-        return comp, tuple(c.params[n] for n in comp.names)
+        params = c.params  # a property that builds the whole dict on each access: read it once
+        return comp, tuple(params[n] for n in comp.names)
 
     def _all(self, tx: Tx, stmt: sa.ClauseElement) -> list[Any]:
         return tx.all(*self._bound(stmt))
@@ -267,22 +352,34 @@ class Pim:
         if self.db.backend == "postgresql":
             tx.cur.execute("LOCK TABLE pim_meta IN EXCLUSIVE MODE")
 
+    @property
+    def library(self) -> RuleLibrary:
+        """The rules in force: the base library with the rule files stored in the database."""
+        return self.state().library
+
     def state(self, tx: Tx | None = None) -> PimState:
         """The current catalogue, channel contexts and readiness engine (cached per definitions version)."""
         if tx is None:
             with self.db.read() as rtx:
                 return self.state(rtx)
         vers = dict(tx.all(self._q_versions))
-        key = (int(vers.get("catalog", 0)), int(vers.get("channels", 0)))
+        key = (int(vers.get("catalog", 0)), int(vers.get("channels", 0)), int(vers.get("rules", 0)))
         st = self._state
         if st is not None and st.versions == key:
             return st
         with self._lock:
             catalog = self._load_catalog(tx)
             channels = self._load_channels(tx)
-            st = PimState(key, catalog, channels, ReadinessEngine(catalog, self.library))
+            stored = self._load_rulesets(tx)
+            library = self.base_library.with_rulesets(*stored)
+            st = PimState(key, catalog, channels, ReadinessEngine(catalog, library), library, stored)
             self._state = st
         return st
+
+    def _load_rulesets(self, tx: Tx) -> tuple[RuleSet, ...]:
+        rs = pt.pim_rulesets
+        rows = self._all(tx, sa.select(rs.c.source, rs.c.text, rs.c.format).order_by(rs.c.kind, rs.c.name))
+        return tuple(load_ruleset_text(text, source, fmt) for source, text, fmt in rows)
 
     def _load_catalog(self, tx: Tx) -> Catalog:
         locales = [Locale(r[0], r[1]) for r in self._all(tx, sa.select(pt.pim_locales).order_by(pt.pim_locales.c.code))]
@@ -496,8 +593,8 @@ class Pim:
                 None if packs is None else tuple(packs),
             )
             ctx.check()
-            self.library.dialect(ctx.dialect)
-            self.library.packs_for(ctx)
+            st.library.dialect(ctx.dialect)
+            st.library.packs_for(ctx)
             old = st.by_channel.get(channel_id)
             if old == ctx:
                 return ctx
@@ -532,11 +629,140 @@ class Pim:
     def channels(self) -> tuple[ChannelContext, ...]:
         return self.state().channels
 
+    # ------------------------------------------------------------------ rule files
+
+    def rulesets(self) -> list[dict[str, Any]]:
+        """Every channel dialect and compliance pack in force, built-in or stored (a stored one replaces the
+        built-in of the same kind and name)."""
+        st = self.state()
+        stored = {(r.kind, r.name) for r in st.stored_rules}
+        out = []
+        for kind, table in ((RuleSetKind.DIALECT, st.library.dialects), (RuleSetKind.PACK, st.library.packs)):
+            base = self.base_library.dialects if kind is RuleSetKind.DIALECT else self.base_library.packs
+            for name, rs in sorted(table.items()):
+                out.append(
+                    {
+                        "kind": kind.value,
+                        "name": name,
+                        "origin": "stored" if (kind, name) in stored else "builtin",
+                        "replaces_builtin": (kind, name) in stored and name in base,
+                        "rules": len(rs.rules),
+                        "countries": sorted(rs.scope.countries),
+                        "regions": sorted(rs.scope.regions),
+                        "source": rs.source,
+                        "description": rs.description,
+                    }
+                )
+        return out
+
+    def add_ruleset_file(self, path: Path, actor: str = "system") -> dict[str, Any]:
+        """Store the rule file at ``path`` (see :meth:`add_ruleset`)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise InvalidInput(f"{path}: cannot read: {exc.strerror}") from None
+        return self.add_ruleset(text, str(path), ruleset_format(path), actor)
+
+    def add_ruleset(self, text: str, source: str, fmt: str = "toml", actor: str = "system") -> dict[str, Any]:
+        """Store a dialect or pack rule file (adding it, or replacing a stored or built-in one of the same kind and
+        name) so every process applies it; the readiness of the channels it can apply to is recomputed in the
+        same transaction (only rows that change are written; ``ReadinessChanged`` for each). A file that does not
+        validate raises :class:`InvalidInput` naming ``source`` and the line, and nothing is written."""
+        rs = load_ruleset_text(text, source, fmt)
+        with self.db.tx() as tx:
+            self._lock_defs(tx)
+            st = self.state(tx)
+            rt = pt.pim_rulesets
+            where = (rt.c.kind == rs.kind.value, rt.c.name == rs.name)
+            row = self._all(tx, sa.select(rt.c.text, rt.c.format).where(*where))
+            if row and (row[0][0], row[0][1]) == (text, fmt):
+                return {"kind": rs.kind.value, "name": rs.name, "rules": len(rs.rules), "changed": False}
+            table = st.library.dialects if rs.kind is RuleSetKind.DIALECT else st.library.packs
+            old = table.get(rs.name)
+            now = self.clock.now_ms()
+            self._exec(tx, sa.delete(rt).where(*where))
+            self._exec(
+                tx,
+                sa.insert(rt).values(
+                    kind=rs.kind.value,
+                    name=rs.name,
+                    format=fmt,
+                    source=source[:500],
+                    text=text,
+                    updated_at=now,
+                    updated_by=actor,
+                ),
+            )
+            return self._rules_changed(tx, rs.kind, rs.name, old, rs, now, actor)
+
+    def remove_ruleset(self, kind: str, name: str, actor: str = "system") -> dict[str, Any]:
+        """Remove a stored rule file (a built-in one of the same name applies again). Refused while a channel
+        would be left without its dialect or one of its explicitly listed packs."""
+        try:
+            k = RuleSetKind(kind)
+        except ValueError:
+            raise InvalidInput(f"kind must be 'dialect' or 'pack', got {kind!r}") from None
+        with self.db.tx() as tx:
+            self._lock_defs(tx)
+            st = self.state(tx)
+            if not any(r.kind is k and r.name == name for r in st.stored_rules):
+                raise NotFound(f"stored {k.value}", name)
+            after = self.base_library.with_rulesets(
+                *(r for r in st.stored_rules if not (r.kind is k and r.name == name))
+            )
+            for ch in st.channels:
+                try:
+                    after.dialect(ch.dialect)
+                    after.packs_for(ch)
+                except NotFound:
+                    raise InvalidInput(
+                        f"channel {ch.id} uses {k.value} {name}: change its rules dialect or packs first"
+                    ) from None
+            table = st.library.dialects if k is RuleSetKind.DIALECT else st.library.packs
+            new_table = after.dialects if k is RuleSetKind.DIALECT else after.packs
+            rt = pt.pim_rulesets
+            self._exec(tx, sa.delete(rt).where(rt.c.kind == k.value, rt.c.name == name))
+            return self._rules_changed(tx, k, name, table.get(name), new_table.get(name), self.clock.now_ms(), actor)
+
+    def _rules_changed(
+        self, tx: Tx, kind: RuleSetKind, name: str, old: RuleSet | None, new: RuleSet | None, now: int, actor: str
+    ) -> dict[str, Any]:
+        self._bump(tx, "rules")
+        st = self.state(tx)
+        events = [
+            Event(
+                CATALOG_CHANGED,
+                f"rules:{kind.value}:{name}",
+                {"rules": kind.value, "name": name, "removed": new is None, "actor": actor},
+            )
+        ]
+        change = ChannelRulesEdited(name) if kind is RuleSetKind.DIALECT else PackEdited(name, old, new)
+        stats = self._apply_change(tx, st, change, now, events)
+        self._emit(tx, events, now)
+        return {
+            "kind": kind.value,
+            "name": name,
+            "rules": 0 if new is None else len(new.rules),
+            "changed": True,
+            "readiness_written": stats.written,
+            "readiness_changed": stats.changed,
+        }
+
     # ------------------------------------------------------------------ products
 
     def _load_products(
-        self, tx: Tx, ids: Sequence[str], st: PimState, *, for_update: bool = False
+        self,
+        tx: Tx,
+        ids: Sequence[str],
+        st: PimState,
+        *,
+        for_update: bool = False,
+        attributes: frozenset[str] | None = None,
     ) -> dict[str, Product]:
+        """``attributes``: load only values of these attributes (for readiness: what the rules read); such
+        partial products are for reading only, never to be written back."""
         if not ids:
             return {}
         out: dict[str, Product] = {}
@@ -560,29 +786,45 @@ class Pim:
             q3 = sa.select(v.c.node_id, v.c.attribute, v.c.locale, v.c.channel, v.c.value).where(
                 _in(v.c.product_id, part)
             )
+            if attributes is not None:
+                q3 = q3.where(_in(v.c.attribute, sorted(attributes)))
             for r in self._all(tx, q3):
-                values.setdefault(r[0], {})[mk(ValueKey, (r[1], r[2] or None, r[3] or None))] = r[4]
+                per_node = values.get(r[0])
+                if per_node is None:
+                    per_node = values[r[0]] = {}
+                per_node[mk(ValueKey, (r[1], r[2] or None, r[3] or None))] = r[4]
             units = st.catalog.units
             # values are immutable: equal stored JSON of one attribute decodes to one shared object (prices, brand,
-            # flags... repeat across products), decoded once per chunk
-            decoded: dict[tuple[str, str, str], Value] = {}
+            # flags... repeat across products), decoded once per chunk; so do the axes and category lists
+            decoded: dict[str, dict[str, dict[str, Value]]] = {}  # family → attribute → stored JSON → value
+            lists: dict[str, Any] = {}
             for pid in part:
                 if pid not in fams:
                     continue
                 fam = st.catalog.family(fams[pid][0])
+                fam_decoded = decoded.get(fam.code)
+                if fam_decoded is None:
+                    fam_decoded = decoded[fam.code] = {}
                 built = []
                 for r in nodes.get(pid, ()):
-                    raw = values.get(r[1], {})
+                    raw = values.get(r[1])
                     vals: dict[ValueKey, Value] = {}
-                    for k, x in raw.items():
-                        dk = (fam.code, k.attribute, x)
-                        val = decoded.get(dk)
-                        if val is None:
-                            val = decoded[dk] = decode_value(fam.attr(k.attribute), orjson.loads(x), units)
-                        vals[k] = val
-                    built.append(
-                        ProductNode(r[1], r[2], vals, tuple(orjson.loads(r[3])), frozenset(orjson.loads(r[4])))
-                    )
+                    if raw:
+                        for k, x in raw.items():
+                            cache = fam_decoded.get(k[0])
+                            if cache is None:
+                                cache = fam_decoded[k[0]] = {}
+                            val = cache.get(x)
+                            if val is None:
+                                val = cache[x] = decode_value(fam.attr(k[0]), orjson.loads(x), units)
+                            vals[k] = val
+                    axes = lists.get(r[3])
+                    if axes is None:
+                        axes = lists[r[3]] = tuple(orjson.loads(r[3]))
+                    cats = lists.get("c" + r[4])
+                    if cats is None:
+                        cats = lists["c" + r[4]] = frozenset(orjson.loads(r[4]))
+                    built.append(ProductNode(r[1], r[2], vals, axes, cats))
                 out[pid] = Product(pid, fam.code, tuple(built))
         return out
 
@@ -660,6 +902,8 @@ class Pim:
         # the stored readiness of every variant these products now have, in one query per chunk (not per product)
         covered = frozenset(v for p in new_list if p.id in changed_ids for v in p.variants())
         prefetched = (covered, self._existing_readiness(tx, sorted(covered)))
+        slots = st.engine.slots(st.channels)
+        enc = _Encoder()
         for new in new_list:
             old = olds.get(new.id)
             if new.id not in changed_ids:
@@ -668,12 +912,15 @@ class Pim:
             version = versions.get(new.id, 0) + 1
             changes = self._write_product(tx, st, old, new, version, actor, now)
             old_variants = set(old.variants()) if old is not None else set()
-            for vid in new.variants():
-                if vid not in old_variants:
-                    new_skus.append(Sku(vid, _sku_title(st.catalog, new, vid)))
+            fresh = frozenset(v for v in new.variants() if v not in old_variants)
+            new_skus.extend(Sku(vid, title) for vid, title in _sku_titles(st.catalog, new, fresh).items())
             before = stats.written, stats.changed
-            impact = affected_keys(ProductEdited(old, new), channels=st.channels, engine=st.engine)
-            self._apply_impact(tx, st, impact, now, stats, {new.id: new}, prefetched)
+            if old is None:  # every key is new: evaluate the whole product, packed
+                vectors = st.engine.evaluate_rows(new, st.channels)
+                self._store_vectors(vectors, slots, new.id, prefetched[1], fresh, now, stats, enc)
+            else:
+                impact = affected_keys(ProductEdited(old, new), channels=st.channels, engine=st.engine)
+                self._apply_impact(tx, st, impact, now, stats, {new.id: new}, prefetched, fresh_variants=fresh, enc=enc)
             events.append(
                 Event(
                     PRODUCT_UPDATED,
@@ -721,16 +968,18 @@ class Pim:
             tx.run(self._upd_product, (new.family, version, now, actor, new.id))
         leaves = set(new.variants())
         old_ids = old.by_id if old is not None else {}
+        old_pos = {n.id: i for i, n in enumerate(old.nodes)} if old is not None else {}
         ins_nodes, upd_nodes = [], []
+        node_hist: list[tuple[str, str | None, str | None]] = []
         for pos, node in enumerate(new.nodes):
             row = (node.parent, pos, _j(list(node.axes)), _j(sorted(node.categories)), node.id in leaves)
             prev = old_ids.get(node.id)
             if prev is None:
                 ins_nodes.append((node.id, new.id, *row))
+                node_hist.append((node.id, None, _node_json(node, pos)))
             else:
-                old_pos = old.nodes.index(prev) if old is not None else -1
                 old_leaf = old is not None and node.id not in old.children_of
-                if (prev.parent, prev.axes, prev.categories, old_pos, old_leaf) != (
+                if (prev.parent, prev.axes, prev.categories, old_pos[node.id], old_leaf) != (
                     node.parent,
                     node.axes,
                     node.categories,
@@ -738,7 +987,17 @@ class Pim:
                     node.id in leaves,
                 ):
                     upd_nodes.append((*row, node.id))
+                    before, after = _node_json(prev, old_pos[node.id]), _node_json(node, pos)
+                    if before != after:
+                        node_hist.append((node.id, before, after))
         gone = [(nid,) for nid in old_ids if nid not in new.by_id]
+        node_hist += [(nid, _node_json(old_ids[nid], old_pos[nid]), None) for (nid,) in gone]
+        # the tree's shape is history too (so a revert can bring back removed variants): one row per node added,
+        # moved or removed, under the pseudo-attribute NODE_HISTORY, written before the version's value rows
+        tx.many(
+            self._ins_history,
+            [(new.id, version, nid, NODE_HISTORY, "", "", a, b, actor, now) for nid, a, b in node_hist],
+        )
         tx.many(self._del_node_values, gone)
         tx.many(self._del_node, gone)
         tx.many(self._ins_node, ins_nodes)
@@ -776,7 +1035,12 @@ class Pim:
     def _apply_change(self, tx: Tx, st: PimState, change: Any, now: int, events: list[Event]) -> _ReadinessStats:
         stats = _ReadinessStats()
         impact = affected_keys(change, channels=st.channels, engine=st.engine, index=_Index(self, tx))
-        self._apply_impact(tx, st, impact, now, stats, {})
+        fresh_slots: frozenset[tuple[str, str]] = frozenset()
+        if isinstance(change, ChannelEdited) and change.new is not None:
+            old, new = change.old, change.new
+            before = set() if old is None or old.id != new.id else set(old.locales)
+            fresh_slots = frozenset((new.id, loc) for loc in new.locales if loc not in before)
+        self._apply_impact(tx, st, impact, now, stats, {}, fresh_slots=fresh_slots)
         self._flush_readiness(tx, stats)
         events.extend(stats.events)
         return stats
@@ -789,12 +1053,17 @@ class Pim:
         now: int,
         stats: _ReadinessStats,
         known: Mapping[str, Product],
-        prefetched: tuple[frozenset[str], _Existing] | None = None,
+        prefetched: tuple[frozenset[str], _Stored] | None = None,
+        *,
+        fresh_variants: frozenset[str] = frozenset(),
+        fresh_slots: frozenset[tuple[str, str]] = frozenset(),
+        enc: _Encoder | None = None,
     ) -> None:
+        """Evaluate ``impact.reevaluate`` and record what changed; delete ``impact.drop``. ``fresh_*``: keys that
+        had no readiness before (new variants, new channel locales): they are reported with ``was_ready`` None."""
         if impact.drop:
             rows = [(k.variant_id, k.channel_id, k.locale) for k in impact.drop]
-            for i in range(0, len(rows), 5000):
-                tx.many(self._del_readiness, rows[i : i + 5000])
+            stats.dele.extend(rows)
             stats.dropped += len(rows)
         if not impact.reevaluate:
             return
@@ -810,136 +1079,206 @@ class Pim:
             by_product.setdefault(owners[vid], []).extend(keys)
         pids = sorted(by_product)
         chans = st.by_channel
+        slots = st.engine.slots(st.channels)
+        enc = enc or _Encoder()
         for i in range(0, len(pids), CHUNK):
             part = pids[i : i + CHUNK]
             missing = [p for p in part if p not in known]
             loaded = {**{p: known[p] for p in part if p in known}, **self._load_products(tx, missing, st)}
-            results: dict[ReadinessKey, Readiness] = {}
-            for pid in part:
-                results.update(st.engine.evaluate_keys(loaded[pid], by_product[pid], chans))
-            variants = {k.variant_id for k in results}
-            existing = None
+            variants = {k.variant_id for p in part for k in by_product[p]}
             if prefetched is not None and variants <= prefetched[0]:
-                existing = prefetched[1]
-            self._store_readiness(tx, results, {v: owners[v] for v in variants}, now, stats, existing=existing)
+                stored = prefetched[1]
+            else:
+                stored = self._existing_readiness(tx, sorted(variants))
+            for pid in part:
+                prod, keys = loaded[pid], by_product[pid]
+                if not fresh_slots and len(keys) == len(prod.variants()) * len(slots):  # every key: packed
+                    vectors = st.engine.evaluate_rows(prod, st.channels)
+                    self._store_vectors(vectors, slots, pid, stored, fresh_variants, now, stats, enc)
+                else:
+                    results = st.engine.evaluate_keys(prod, keys, chans)
+                    self._store_results(results, pid, stored, fresh_variants, fresh_slots, now, stats, enc)
+            if len(stats.ins) + len(stats.upd) + len(stats.dele) >= FLUSH_ROWS:
+                self._flush_readiness(tx, stats)
 
-    def _store_readiness(
+    @staticmethod
+    def _record(
+        stats: _ReadinessStats,
+        key: tuple[str, str, str],
+        pid: str,
+        new: tuple[_Enc, list[str]] | None,
+        prev: _Enc | None,
+        fresh: bool,
+        now: int,
+        changes: list[dict[str, Any]],
+    ) -> None:
+        """One key: ``new`` is its result (None: no issues), ``prev`` its stored row (None: no row); ``fresh``: it
+        had no readiness before. Queues the row change and appends the event change, if any."""
+        was = prev if prev is not None else (None if fresh else _CLEAN)
+        now_enc, errors = new if new is not None else (_CLEAN, [])
+        if was == now_enc:
+            return
+        stats.written += 1
+        if new is None:
+            if prev is not None:
+                stats.dele.append(key)
+        elif prev is None:
+            stats.ins.append((*key, pid, *now_enc, now))
+        else:
+            stats.upd.append((*now_enc, now, *key))
+        if was is None or was[0] != now_enc[0] or was[2] != now_enc[2]:
+            changes.append(
+                {
+                    "channel": key[1],
+                    "locale": key[2],
+                    "ready": now_enc[0],
+                    "was_ready": None if was is None else was[0],
+                    "score": now_enc[1],
+                    "errors": errors,
+                }
+            )
+
+    def _store_vectors(
         self,
-        tx: Tx,
-        results: Mapping[ReadinessKey, Readiness],
-        owner: Mapping[str, str],
+        vectors: Mapping[str, Vector],
+        slots: tuple[tuple[str, str], ...],
+        pid: str,
+        stored: _Stored,
+        fresh_variants: frozenset[str],
         now: int,
         stats: _ReadinessStats,
-        *,
-        existing: Mapping[tuple[str, str, str], tuple[bool, int, str]] | None = None,
+        enc: _Encoder,
     ) -> None:
-        """Queue the rows of ``results`` whose content differs from ``existing`` (read when not given) and
-        record a ReadinessChanged event per variant; the caller ends with :meth:`_flush_readiness`."""
-        if existing is None:
-            existing = self._existing_readiness(tx, sorted({k.variant_id for k in results}))
-        ins, upd = stats.ins, stats.upd
-        written = 0
-        per_variant: dict[str, list[dict[str, Any]]] = {}
-        # results of sibling variants / channels share their issue tuples: encode each distinct tuple once
-        # (the results mapping keeps every tuple alive, so ids are stable for this call)
-        encoded: dict[int, tuple[str, bool, list[str]]] = {}
-        for key, r in results.items():
-            enc = encoded.get(id(r.issues))
-            if enc is None:
-                enc = encoded[id(r.issues)] = (_issues_json(r), r.ready, [i.code for i in r.errors])
-            issues, ready, errors = enc
-            prev = existing.get(key)
-            if prev is not None and prev[0] == ready and prev[1] == r.score and prev[2] == issues:
-                continue
-            written += 1
-            row = (ready, r.score, issues, now)
-            if prev is None:
-                ins.append((key.variant_id, key.channel_id, key.locale, owner[key.variant_id], *row))
-            else:
-                upd.append((*row, key.variant_id, key.channel_id, key.locale))
-            if prev is None or prev[0] != ready or prev[2] != issues:
-                per_variant.setdefault(key.variant_id, []).append(
-                    {
-                        "channel": key.channel_id,
-                        "locale": key.locale,
-                        "ready": ready,
-                        "was_ready": None if prev is None else prev[0],
-                        "score": r.score,
-                        "errors": list(errors),
-                    }
+        """Record the packed results of every slot of the given variants (of product ``pid``)."""
+        for vid, vec in vectors.items():
+            rows, fresh_changes = enc.vector(vec, slots)
+            old = stored.get(vid)
+            fresh = vid in fresh_variants
+            if fresh and not old:
+                stats.written += len(slots)
+                stats.changed += len(fresh_changes)
+                stats.ins.extend([(vid, ch, loc, pid, *e, now) for (ch, loc), (e, _) in rows.items()])
+                stats.events.append(
+                    Event(READINESS_CHANGED, vid, {"sku": vid, "product": pid, "changes": fresh_changes})
                 )
-        if len(ins) >= FLUSH_ROWS or len(upd) >= FLUSH_ROWS:
-            self._flush_readiness(tx, stats)
-        stats.written += written
+                continue
+            old = old or {}
+            if not fresh and len(old) == len(rows) and all(old.get(k) == e for k, (e, _) in rows.items()):
+                continue  # what is stored is current
+            changes: list[dict[str, Any]] = []
+            for slot in slots:
+                self._record(stats, (vid, *slot), pid, rows.get(slot), old.get(slot), fresh, now, changes)
+            if changes:
+                stats.changed += len(changes)
+                stats.events.append(Event(READINESS_CHANGED, vid, {"sku": vid, "product": pid, "changes": changes}))
+
+    def _store_results(
+        self,
+        results: Mapping[ReadinessKey, Readiness],
+        pid: str,
+        stored: _Stored,
+        fresh_variants: frozenset[str],
+        fresh_slots: frozenset[tuple[str, str]],
+        now: int,
+        stats: _ReadinessStats,
+        enc: _Encoder,
+    ) -> None:
+        """Record some keys' results (of product ``pid``)."""
+        per_variant: dict[str, list[dict[str, Any]]] = {}
+        for key, r in results.items():
+            vid, ch, loc = key
+            new = enc.result(r.issues, r.score, r) if r.issues else None
+            prev = stored.get(vid, {}).get((ch, loc))
+            fresh = vid in fresh_variants or (ch, loc) in fresh_slots
+            self._record(stats, key, pid, new, prev, fresh, now, per_variant.setdefault(vid, []))
         for vid, changes in per_variant.items():
-            stats.changed += len(changes)
-            stats.events.append(Event(READINESS_CHANGED, vid, {"sku": vid, "product": owner[vid], "changes": changes}))
+            if changes:
+                stats.changed += len(changes)
+                stats.events.append(Event(READINESS_CHANGED, vid, {"sku": vid, "product": pid, "changes": changes}))
 
     def _flush_readiness(self, tx: Tx, stats: _ReadinessStats) -> None:
-        """Write the queued readiness rows (inserts first: an update never targets a row queued for insert)."""
-        ins, upd = stats.ins, stats.upd
-        for i in range(0, len(ins), FLUSH_ROWS):
-            tx.many(self._ins_readiness, ins[i : i + FLUSH_ROWS])
-        for i in range(0, len(upd), FLUSH_ROWS):
-            tx.many(self._upd_readiness, upd[i : i + FLUSH_ROWS])
-        ins.clear()
-        upd.clear()
+        """Write the queued readiness rows: deletes first (a key is deleted and inserted again when a variant
+        id comes back), then inserts, then updates (an update never targets a row queued for insert)."""
+        ins, upd, dele = stats.ins, stats.upd, stats.dele
+        for rows, stmt in ((dele, self._del_readiness), (ins, self._ins_readiness), (upd, self._upd_readiness)):
+            for i in range(0, len(rows), FLUSH_ROWS):
+                tx.many(stmt, rows[i : i + FLUSH_ROWS])
+            rows.clear()
 
-    def _existing_readiness(self, tx: Tx, variants: Sequence[str]) -> dict[tuple[str, str, str], tuple[bool, int, str]]:
+    def _existing_readiness(self, tx: Tx, variants: Sequence[str]) -> _Stored:
         r = pt.pim_readiness
-        out: dict[tuple[str, str, str], tuple[bool, int, str]] = {}
+        out: _Stored = {}
         for i in range(0, len(variants), CHUNK):
             q = sa.select(r.c.variant_id, r.c.channel_id, r.c.locale, r.c.ready, r.c.score, r.c.issues).where(
                 _in(r.c.variant_id, variants[i : i + CHUNK])
             )
             for row in self._all(tx, q):
-                out[(row[0], row[1], row[2])] = (bool(row[3]), int(row[4]), row[5])
+                out.setdefault(row[0], {})[(row[1], row[2])] = (bool(row[3]), int(row[4]), row[5])
         return out
 
     def recompute(self) -> dict[str, int]:
         """Full recompute: every variant on every channel and locale; writes only rows that changed, drops rows
         no longer valid. One transaction per chunk of products (each chunk is consistent on its own)."""
+        with bulk_allocation():
+            return self._recompute()
+
+    def _recompute(self) -> dict[str, int]:
         totals = Counter[str]()
         after = ""
-        p = pt.pim_products
+        p, r = pt.pim_products, pt.pim_readiness
+        enc = _Encoder()
         while True:
             with self.db.tx() as tx:
                 st = self.state(tx)
+                slots = st.engine.slots(st.channels)
+                valid_slots = frozenset(slots)
                 ids = [
                     r[0] for r in self._all(tx, sa.select(p.c.id).where(p.c.id > after).order_by(p.c.id).limit(CHUNK))
                 ]
                 if not ids:
                     break
                 after = ids[-1]
-                products = self._load_products(tx, ids, st)
-                results: dict[ReadinessKey, Readiness] = {}
-                owner: dict[str, str] = {}
-                for prod in products.values():
-                    results.update(st.engine.evaluate(prod, st.channels))
-                    owner.update({v: prod.id for v in prod.variants()})
-                r = pt.pim_readiness
-                existing: dict[tuple[str, str, str], tuple[bool, int, str]] = {}
+                products = self._load_products(tx, ids, st, attributes=self._rule_reads(st))
+                stored: _Stored = {}
                 q = sa.select(r.c.variant_id, r.c.channel_id, r.c.locale, r.c.ready, r.c.score, r.c.issues).where(
                     _in(r.c.product_id, ids)
                 )
                 for row in self._all(tx, q):
-                    existing[(row[0], row[1], row[2])] = (bool(row[3]), int(row[4]), row[5])
-                stale = [k for k in existing if k not in results]  # ReadinessKey hashes and compares as a tuple
-                tx.many(self._del_readiness, stale)
+                    stored.setdefault(row[0], {})[(row[1], row[2])] = (bool(row[3]), int(row[4]), row[5])
                 stats = _ReadinessStats()
                 now = self.clock.now_ms()
-                self._store_readiness(tx, results, owner, now, stats, existing=existing)
+                variants = 0
+                owner: dict[str, str] = {}
+                for prod in products.values():
+                    vectors = st.engine.evaluate_rows(prod, st.channels)
+                    owner.update(dict.fromkeys(vectors, prod.id))
+                    variants += len(vectors)
+                    self._store_vectors(vectors, slots, prod.id, stored, frozenset(), now, stats, enc)
+                # rows of variants, channels or locales that no longer exist
+                stale = [
+                    (vid, *slot)
+                    for vid, rows in stored.items()
+                    for slot in rows
+                    if vid not in owner or slot not in valid_slots
+                ]
+                stats.dele.extend(stale)
                 self._flush_readiness(tx, stats)
                 self._emit(tx, stats.events, now)
                 totals["products"] += len(ids)
-                totals["evaluated"] += len(results)
+                totals["evaluated"] += variants * len(slots)
                 totals["written"] += stats.written
                 totals["changed"] += stats.changed
                 totals["dropped"] += len(stale)
         return dict(totals)
 
+    @staticmethod
+    def _rule_reads(st: PimState) -> frozenset[str]:
+        """Every attribute a readiness rule of any channel reads, for any family."""
+        return frozenset().union(*(st.engine.reads(c, f) for c in st.channels for f in st.catalog.families))
+
     def readiness(self, node_id: str, channel: str | None = None) -> list[dict[str, Any]]:
-        """Stored readiness of a variant (or of every variant of a product/model), optionally one channel."""
+        """Readiness of a variant (or of every variant of a product/model) on every channel × locale, optionally
+        one channel (keys without a stored row are ready, score 100, no issues)."""
         with self.db.read() as tx:
             pid = self.product_of(tx, [node_id]).get(node_id)
             if pid is None:
@@ -948,29 +1287,35 @@ class Pim:
             if channel is not None and channel not in st.by_channel:
                 raise NotFound("channel", channel)
             prod = self._load_products(tx, [pid], st)[pid]
-            variants = list(prod.variants_under(node_id))
+            variants = sorted(prod.variants_under(node_id))
             r = pt.pim_readiness
             q = sa.select(r.c.variant_id, r.c.channel_id, r.c.locale, r.c.ready, r.c.score, r.c.issues).where(
                 _in(r.c.variant_id, variants)
             )
             if channel is not None:
                 q = q.where(r.c.channel_id == channel)
-            rows = self._all(tx, q.order_by(r.c.variant_id, r.c.channel_id, r.c.locale))
-        return [
-            {
-                "sku": x[0],
-                "channel": x[1],
-                "locale": x[2],
-                "ready": bool(x[3]),
-                "score": int(x[4]),
-                "issues": orjson.loads(x[5]),
-            }
-            for x in rows
-        ]
+            stored = {(x[0], x[1], x[2]): (bool(x[3]), int(x[4]), x[5]) for x in self._all(tx, q)}
+        chans = sorted((c for c in st.channels if channel is None or c.id == channel), key=lambda c: c.id)
+        out = []
+        for vid in variants:
+            for ch in chans:
+                for loc in sorted(ch.locales):
+                    ready, score, issues = stored.get((vid, ch.id, loc), _CLEAN)
+                    out.append(
+                        {
+                            "sku": vid,
+                            "channel": ch.id,
+                            "locale": loc,
+                            "ready": ready,
+                            "score": score,
+                            "issues": orjson.loads(issues),
+                        }
+                    )
+        return out
 
     def summary(self, channel: str | None = None, top: int = 5) -> list[dict[str, Any]]:
-        """Per channel: variants ready on every locale vs blocked on some, rows, and the top error codes."""
-        r = pt.pim_readiness
+        """Per channel: variants ready on every locale vs blocked on some, and the top error codes."""
+        r, n = pt.pim_readiness, pt.pim_nodes
         with self.db.read() as tx:
             st = self.state(tx)
             chans = [c.id for c in st.channels]
@@ -978,14 +1323,14 @@ class Pim:
                 if channel not in chans:
                     raise NotFound("channel", channel)
                 chans = [channel]
+            # every variant has readiness on every channel (stored or, without issues, implied)
+            total = int(self._all(tx, sa.select(sa.func.count()).where(n.c.is_variant == sa.true()))[0][0])
             out = []
             for cid in chans:
                 blocked_q = sa.select(sa.func.count(sa.distinct(r.c.variant_id))).where(
                     r.c.channel_id == cid, r.c.ready == sa.false()
                 )
-                total_q = sa.select(sa.func.count(sa.distinct(r.c.variant_id))).where(r.c.channel_id == cid)
                 blocked = int(self._all(tx, blocked_q)[0][0])
-                total = int(self._all(tx, total_q)[0][0])
                 codes: Counter[str] = Counter()
                 for (issues,) in self._all(
                     tx, sa.select(r.c.issues).where(r.c.channel_id == cid, r.c.ready == sa.false())
@@ -1041,8 +1386,10 @@ class Pim:
         ]
 
     def revert(self, node_id: str, version: int, actor: str = "system") -> WriteResult:
-        """Put the product's values back as they were at ``version`` (a new version recording the revert).
-        Nodes added after ``version`` stay (their values are cleared as recorded); removed nodes are not restored."""
+        """Put the product back as it was at ``version`` (a new version recording the revert): its values, and its
+        tree — nodes removed since then come back with their values, nodes added since then are removed, moved
+        ones go back. (Tree changes are recorded since ``NODE_HISTORY`` rows exist; older versions restore values
+        only.) A restored variant whose id another product took meanwhile fails the revert."""
         with self.db.tx() as tx:
             pid = self.product_of(tx, [node_id]).get(node_id)
             if pid is None:
@@ -1059,15 +1406,36 @@ class Pim:
                 .order_by(h.c.id.desc())
             )
             fam = st.catalog.family(prod.family)
-            nodes = {n.id: n for n in prod.nodes}
-            for nid, attr, loc, ch, old in self._all(tx, q):
-                node = nodes.get(nid)
-                if node is None or attr not in fam.by_code:
+            # node id → (position, parent, axes, categories) or None (did not exist), as of ``version``
+            shape: dict[str, tuple[int, str | None, tuple[str, ...], frozenset[str]] | None] = {
+                n.id: (i, n.parent, n.axes, n.categories) for i, n in enumerate(prod.nodes)
+            }
+            values: dict[str, dict[ValueKey, Value]] = {n.id: dict(n.values) for n in prod.nodes}
+            for nid, attr, loc, ch, old in self._all(tx, q):  # newest first: undo each change
+                if attr == NODE_HISTORY:
+                    doc = None if old is None else orjson.loads(old)
+                    shape[nid] = (
+                        None
+                        if doc is None
+                        else (int(doc["position"]), doc["parent"], tuple(doc["axes"]), frozenset(doc["categories"]))
+                    )
+                    values.setdefault(nid, {})
                     continue
-                a = fam.attr(attr)
-                val = None if old is None else decode_value(a, orjson.loads(old), st.catalog.units)
-                nodes[nid] = node.with_value(ValueKey(attr, loc or None, ch or None), val)
-            reverted = Product(pid, prod.family, tuple(nodes[n.id] for n in prod.nodes))
+                if attr not in fam.by_code:
+                    continue
+                key = ValueKey(attr, loc or None, ch or None)
+                vals = values.setdefault(nid, {})
+                if old is None:
+                    vals.pop(key, None)
+                else:
+                    vals[key] = decode_value(fam.attr(attr), orjson.loads(old), st.catalog.units)
+            order = {n.id: i for i, n in enumerate(prod.nodes)}
+            kept = sorted(
+                ((nid, sh) for nid, sh in shape.items() if sh is not None),
+                key=lambda x: (x[1][0], order.get(x[0], len(order))),
+            )
+            nodes = tuple(ProductNode(nid, sh[1], values.get(nid, {}), sh[2], sh[3]) for nid, sh in kept)
+            reverted = Product(pid, prod.family, nodes)
             return self.upsert_products_in(tx, [reverted], f"{actor} (revert to v{version})")[0]
 
     # ------------------------------------------------------------------ index for affected_keys
@@ -1112,6 +1480,12 @@ class _Index:
         return out
 
 
+def _node_json(node: ProductNode, position: int) -> str:
+    return _j(
+        {"parent": node.parent, "position": position, "axes": list(node.axes), "categories": sorted(node.categories)}
+    )
+
+
 def _descendants(prod: Product, node_id: str) -> list[str]:
     out, stack = [], [node_id]
     while stack:
@@ -1130,14 +1504,29 @@ def _assets(value: Value | None) -> list[AssetRef]:
     return []
 
 
-def _sku_title(catalog: Catalog, product: Product, variant_id: str) -> str:
-    """The ledger SKU title: the variant's title in the first locale that has one, else its id."""
+def _sku_titles(catalog: Catalog, product: Product, variants: Iterable[str]) -> dict[str, str]:
+    """The ledger SKU title of each variant: its title in the first locale that has one, else its id. Siblings
+    without a title of their own share their parent's answer (computed once)."""
     fam = catalog.family(product.family)
     title = fam.by_code.get(catalog.attribute_for("title"))
-    if title is not None and title.type in (AttributeType.TEXT, AttributeType.LOCALIZED_TEXT):
-        flat = catalog.flat(product, variant_id)
-        for loc in [None, *sorted(catalog.locales)]:
-            hit = flat.resolve(title, loc, None)
-            if hit is not None and isinstance(hit.value, str) and hit.value.strip():
-                return hit.value[:500]
-    return variant_id
+    out: dict[str, str] = {}
+    if title is None or title.type not in (AttributeType.TEXT, AttributeType.LOCALIZED_TEXT):
+        return {v: v for v in variants}
+    inherited: dict[str | None, str | None] = {}
+    for vid in variants:
+        node = product.node(vid)
+        own = any(k.attribute == title.code for k in node.values)
+        if not own and node.parent in inherited:
+            found = inherited[node.parent]
+        else:
+            found = None
+            flat = catalog.flat(product, vid)
+            for loc in [None, *sorted(catalog.locales)]:
+                hit = flat.resolve(title, loc, None)
+                if hit is not None and isinstance(hit.value, str) and hit.value.strip():
+                    found = hit.value[:500]
+                    break
+            if not own:
+                inherited[node.parent] = found
+        out[vid] = found if found is not None else vid
+    return out

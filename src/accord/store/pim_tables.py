@@ -1,4 +1,4 @@
-"""PIM tables on the shared metadata (migration ``0002_pim``).
+"""PIM tables on the shared metadata (migrations ``0002_pim``, ``0008_pim_rules``).
 
 Definitions (attributes, families, categories, locales) are stored as small JSON documents: they are read
 whole into a :class:`accord.domain.pim.Catalog` and cached per ``pim_meta['catalog']`` version. Product trees
@@ -135,6 +135,8 @@ pim_channel_context = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 
+# sparse: a row only for a (variant, channel, locale) with issues; a key without a row is ready, score 100, no issues
+# (every variant has readiness on every channel locale). ``ready = false`` rows are what blocks publishing.
 pim_readiness = sa.Table(
     "pim_readiness",
     metadata,
@@ -150,6 +152,20 @@ pim_readiness = sa.Table(
     sa.Index("ix_pim_readiness_product_id", "product_id"),
 )
 
+# rule files users add (migration ``0008_pim_rules``): a dialect or pack here replaces a built-in one of the same
+# kind and name; the text is kept as given (TOML or JSON) and parsed when the catalogue state is loaded
+pim_rulesets = sa.Table(
+    "pim_rulesets",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # dialect | pack
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("format", sa.String(8), nullable=False),  # toml | json
+    sa.Column("source", sa.String(500), nullable=False),  # the file it came from
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)
+
 PIM_TABLES = (
     pim_meta,
     pim_locales,
@@ -163,4 +179,5 @@ PIM_TABLES = (
     pim_history,
     pim_channel_context,
     pim_readiness,
+    pim_rulesets,
 )

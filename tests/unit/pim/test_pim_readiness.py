@@ -18,6 +18,7 @@ from accord.domain.pim import (
     ReadinessKey,
     RuleLibrary,
     Severity,
+    Value,
     ValueKey,
     load_ruleset_dir,
     load_ruleset_file,
@@ -152,6 +153,31 @@ def test_non_eu_manufacturer_needs_an_eu_responsible_person_on_eu_channels(
     )
     assert one(engine, with_rp, channels["amazon-de"]).ready
     assert one(engine, product_factory(manufacturer_country="FR"), channels["amazon-de"]).ready
+
+
+def test_uk_channels_need_a_uk_responsible_person_for_manufacturers_outside_the_uk(
+    engine: ReadinessEngine, channels: Channels, product_factory: Factory
+) -> None:
+    no_uk_rp = {"uk_responsible_person_name": None, "uk_responsible_person_address": None}
+    p = product_factory(manufacturer_country="CN", uk_responsible_person_contact=None, **no_uk_rp)
+    uk = one(engine, p, channels["amazon-uk"])
+    assert not uk.ready
+    assert rules_hit(uk) == {
+        "uk_product_safety:uk-responsible-person-name",
+        "uk_product_safety:uk-responsible-person-address",
+        "uk_product_safety:uk-responsible-person-contact",
+    }
+    assert [i.severity.value for i in uk.issues if i.attribute == "uk_responsible_person_contact"] == ["warning"]
+    assert one(engine, p, channels["amazon-us"]).ready  # a UK pack: not on US channels
+    # an EU manufacturer is outside the UK as well; a UK one needs no responsible person
+    assert not one(engine, product_factory(**no_uk_rp), channels["amazon-uk"]).ready
+    for country in ("GB", "UK"):
+        assert one(engine, product_factory(manufacturer_country=country, **no_uk_rp), channels["amazon-uk"]).ready
+    assert rules_hit(one(engine, product_factory(manufacturer_country=None), channels["amazon-uk"])) >= {
+        "uk_product_safety:manufacturer-country"
+    }
+    # the UK importer fields are no EU requirement
+    assert one(engine, product_factory(**no_uk_rp), channels["amazon-de"]).ready
 
 
 def test_gpsr_manufacturer_contact_fields(
@@ -523,3 +549,35 @@ def test_siblings_share_results_only_when_what_the_plan_reads_is_inherited_alike
     assert "pricing:price-in-channel-currency" not in rules_hit(
         together[ReadinessKey("SHIRT-RED-S", "walmart-US", "en_US")]
     )
+
+
+def test_packed_rows_share_a_vector_between_siblings_only_when_no_applicable_rule_reads_their_difference(
+    engine: ReadinessEngine, channels: Channels, values_factory: Callable[[], dict[ValueKey, Value]]
+) -> None:
+    """``evaluate_rows`` gives siblings one vector when what tells them apart (here: size, and a missing size) is read
+    by no rule that applies to their category; in an apparel category eBay's required aspects read size."""
+    from accord.domain.pim import ProductNode
+
+    def product(category: str) -> Product:
+        root = {**values_factory(), K("color"): "red", K("department"): "unisex", K("gender"): "unisex"}
+        nodes = (
+            ProductNode("P", None, root, axes=("size",), categories=frozenset({category})),
+            ProductNode("P-S", "P", {K("size"): "s"}),
+            ProductNode("P-M", "P", {K("size"): "m"}),
+            ProductNode("P-X", "P", {}),  # no size
+        )
+        return Product("P", "general", nodes)
+
+    chans = tuple(channels.values())
+    slots = engine.slots(chans)
+    toys = engine.evaluate_rows(product("toys"), chans)
+    assert toys["P-S"] is toys["P-M"] is toys["P-X"]
+    apparel = engine.evaluate_rows(product("tshirts"), chans)
+    assert apparel["P-S"] is apparel["P-M"] and apparel["P-X"] is not apparel["P-S"]
+    ebay = slots.index(("ebay-us", "en_US"))
+    assert [i.attribute for i in apparel["P-X"][ebay][0]] == ["size"] and apparel["P-S"][ebay] == ((), 100)
+    # the packed rows are exactly the per-key results
+    for vid, vec in apparel.items():
+        for (cid, loc), (issues, score) in zip(slots, vec, strict=True):
+            alone = engine.evaluate_variant(product("tshirts"), vid, [channels[cid]], {cid: [loc]})
+            assert alone[ReadinessKey(vid, cid, loc)] == Readiness(ReadinessKey(vid, cid, loc), issues, score)

@@ -20,8 +20,10 @@ def test_builtin_dialects_and_packs_load(library: RuleLibrary) -> None:
         "eu_omnibus",
         "pricing",
         "translations",
+        "uk_product_safety",
     }
     assert library.packs["eu_gpsr"].scope.countries == EU_COUNTRIES
+    assert library.packs["uk_product_safety"].scope.countries == {"GB"}
     assert library.packs["vat_inclusive"].scope.countries == EU_COUNTRIES | {"GB"}
     assert library.packs["prop65"].kind is RuleSetKind.PACK
 
@@ -44,7 +46,7 @@ def test_default_packs_follow_the_channel_country(library: RuleLibrary) -> None:
         "pricing",
         "translations",
     }
-    assert packs("GB") == {"vat_inclusive", "gtin", "pricing", "translations"}
+    assert packs("GB") == {"uk_product_safety", "vat_inclusive", "gtin", "pricing", "translations"}
     assert packs("US") == {"prop65", "gtin", "pricing", "translations"}
 
 

@@ -1,8 +1,9 @@
-"""PIM: products and variants, history and revert, readiness per variant and per channel, channel context."""
+"""PIM: products and variants, history and revert, readiness per variant and per channel, channel context, and
+the rule files (dialects, compliance packs) users add."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field, StrictBool, StrictStr
@@ -119,3 +120,31 @@ def put_channel_context(channel_id: Ident, body: ChannelContextIn, app: AppDep) 
         rules_dialect=body.rules_dialect,
     )
     return {"id": ctx.id, "dialect": ctx.dialect, "country": ctx.country, "locales": list(ctx.locales)}
+
+
+class RuleFileIn(RequestModel):
+    text: Annotated[StrictStr, Field(min_length=1, max_length=1_000_000, description="the file's content")]
+    format: Literal["toml", "json"] = "toml"
+    source: Annotated[StrictStr, Field(min_length=1, max_length=500)] = "api"
+
+
+@router.get("/pim/rules")
+def list_rules(app: AppDep) -> list[dict[str, Any]]:
+    """Every channel dialect and compliance pack in force, built-in or stored."""
+    return _pim(app).rulesets()
+
+
+@router.put("/pim/rules", responses=problem_responses({422: "the rule file does not validate (source:line: reason)"}))
+def put_rules(body: RuleFileIn, app: AppDep) -> dict[str, Any]:
+    """Add or replace a dialect or pack (by its ``kind`` and ``name``); readiness of the channels it can apply to
+    is recomputed in the same transaction."""
+    return _pim(app).add_ruleset(body.text, body.source, body.format, "api")
+
+
+@router.delete(
+    "/pim/rules/{kind}/{name}",
+    responses=problem_responses({404: "no such stored rule file", 422: "a channel still uses it"}),
+)
+def delete_rules(kind: Literal["dialect", "pack"], name: Ident, app: AppDep) -> dict[str, Any]:
+    """Remove a stored rule file (a built-in one of the same name applies again)."""
+    return _pim(app).remove_ruleset(kind, name, "api")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar, cast
 
 from accord.domain.availability import check_id
 from accord.domain.errors import InvalidInput, NotFound
@@ -367,8 +367,9 @@ class Catalog:
 
     # --- validation ------------------------------------------------------------------------------------------
 
-    def validate_value(self, family: Family, key: ValueKey, value: object) -> Value:
-        """Check one value and its key for ``family``; returns the canonical value."""
+    def validate_value(self, family: Family, key: ValueKey, value: object, *, checked: bool = False) -> Value:
+        """Check one value and its key for ``family``; returns the canonical value. ``checked``: the value already
+        passed ``AttributeDef.validate`` for this attribute (only the key is checked)."""
         attr = family.by_code.get(key.attribute)
         if attr is None:
             raise InvalidInput(f"family {family.code} has no attribute {key.attribute!r}")
@@ -385,10 +386,15 @@ class Catalog:
                 check_id(key.channel, "channel id")
         elif key.channel is not None:
             raise InvalidInput(f"{attr.code} is not channel-specific: no channel allowed, got {key.channel!r}")
+        if checked:
+            return cast(Value, value)
         return attr.validate(value, self.units)
 
-    def validate_product(self, product: Product) -> Product:
-        """Check the whole tree and every value; returns the product with canonical values."""
+    def validate_product(
+        self, product: Product, *, checked: Callable[[str, ValueKey, Value], bool] | None = None
+    ) -> Product:
+        """Check the whole tree and every value; returns the product with canonical values. ``checked(node, key,
+        value)`` True: that value already passed its attribute's validation (its key is still checked)."""
         check_id(product.id, "product id")
         family = self.family(product.family)
         if len(product.by_id) != len(product.nodes):
@@ -405,7 +411,12 @@ class Catalog:
             for c in n.categories:
                 if c not in self.categories:
                     raise InvalidInput(f"node {n.id}: unknown category {c!r}")
-            values = {k: self.validate_value(family, k, v) for k, v in n.values.items()}
+            if checked is None:
+                values = {k: self.validate_value(family, k, v) for k, v in n.values.items()}
+            else:
+                values = {
+                    k: self.validate_value(family, k, v, checked=checked(n.id, k, v)) for k, v in n.values.items()
+                }
             nodes.append(replace(n, values=values))
         out = Product(product.id, product.family, tuple(nodes))
         for n in out.nodes:

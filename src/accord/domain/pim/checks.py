@@ -83,6 +83,17 @@ class BoundCheck:
     # with equal keys share one outcome. None: the outcome may depend on anything about the channel.
     channel_key: Callable[[ChannelContext], Hashable] | None = None
     weight: int = 1  # share of the score: 3 for an error-level rule, 1 for a warning
+    # When set, (category codes, category tags): the check applies only to variants in one of those categories
+    # or carrying one of those tags (elsewhere its outcome is None whatever the values are).
+    gate: tuple[frozenset[str], frozenset[str]] | None = None
+    # Equal for checks of one family that compute the same thing (same word, attribute, parameters and
+    # condition) and differ only in where they come from, message or severity: when one passes (or does not
+    # apply) for a context, so do the others.
+    sem: Hashable | None = None
+
+    def applies_to(self, categories: frozenset[str], tags: frozenset[str]) -> bool:
+        g = self.gate
+        return g is None or bool(g[0] & categories or g[1] & tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,7 @@ class Binding:
         by_locale: bool = False,
         by_channel: bool = False,
         channel_key: Callable[[ChannelContext], Hashable] | None = None,
+        gate: tuple[frozenset[str], frozenset[str]] | None = None,
     ) -> BoundCheck:
         """Wrap ``run`` with the rule's ``when`` condition and work out what the outcome can depend on."""
         all_reads = list(reads)
@@ -136,6 +148,13 @@ class Binding:
             channel_fields=by_channel or channel_key is not None,
             channel_key=channel_key,
             weight=3 if spec.severity is Severity.ERROR else 1,
+            gate=gate,
+            sem=(
+                spec.check,
+                spec.attribute,
+                repr(sorted(spec.params.items())),
+                None if spec.when is None else repr(spec.when),
+            ),
         )
 
 
@@ -156,6 +175,14 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
+def _member(x: object, options: tuple[object, ...]) -> bool:
+    """``any(_same(x, o) for o in options)``; values other than numbers compare with plain ``==`` there, which
+    ``in`` does in C."""
+    if isinstance(x, (Decimal, Measure)):
+        return any(_same(x, o) for o in options)
+    return x in options
+
+
 def _condition(cond: Condition, attr: AttributeDef | None) -> Callable[[EvalContext], bool]:
     op, operand = cond.op, cond.operand
 
@@ -171,7 +198,7 @@ def _condition(cond: Condition, attr: AttributeDef | None) -> Callable[[EvalCont
         if op == "not_equals":
             return not isinstance(v, tuple) and not _same(v, operand)
         assert isinstance(operand, tuple)
-        hit = any(_same(x, o) for x in items for o in operand)
+        hit = any(_member(x, operand) for x in items)
         return hit if op == "in" else not hit
 
     return test
@@ -248,7 +275,7 @@ def compile_required_if_category(spec: RuleSpec, b: Binding) -> BoundCheck:
             if is_empty(ctx.value(a))
         )
 
-    return b.make(spec, run, attrs)
+    return b.make(spec, run, attrs, gate=(cats, tags))
 
 
 def _texts(v: Value | None) -> list[tuple[int | None, str]]:
@@ -362,7 +389,7 @@ def compile_one_of(spec: RuleSpec, b: Binding) -> BoundCheck:
         if v is None:
             return None
         items = v if isinstance(v, tuple) else (v,)
-        bad = [x for x in items if not any(_same(x, a) for a in allowed)]
+        bad = [x for x in items if not _member(x, allowed)]
         return [b.issue(spec, name, f"{name}: {_scalar(x)!s} is not allowed here (allowed: {shown})") for x in bad]
 
     return b.make(spec, run, [attr])

@@ -122,6 +122,39 @@ class SiblingMemo:
         self.results: dict[object, tuple[tuple[Issue, ...], int]] = {}
 
 
+Result = tuple[tuple[Issue, ...], int]  # issues, score
+Vector = tuple[Result, ...]  # one result per slot of :meth:`ReadinessEngine.slots` (channel × locale)
+_INTERN_MAX = 200_000  # distinct results / vectors kept for sharing before the tables are reset
+_CLEAN: Result = ((), 100)
+
+
+class _Program(NamedTuple):
+    """Every check instance a variant needs for a channel list (each distinct (check, locale, channel key) once)
+    and, per slot, which instances make up its result (slots with equal instance lists share one group)."""
+
+    checks: tuple[BoundCheck, ...]
+    ctx_of: tuple[int, ...]  # per instance: index into ``contexts``
+    same_as: tuple[int, ...]  # per instance: an earlier instance computing the same thing in the same context, or -1
+    contexts: tuple[tuple[ChannelContext, str], ...]  # (channel, locale) to evaluate an instance in
+    weights: tuple[int, ...]
+    groups: tuple[tuple[int, ...], ...]  # instance indexes, in the order issues are reported
+    slot_group: tuple[int, ...]
+    reads: frozenset[str]  # attributes any instance reads
+
+
+def _same_values(a: Mapping[object, object], b: Mapping[object, object]) -> bool:
+    """Equal and equally written (``Decimal('1.0')`` equals ``Decimal('1.00')`` but reads differently)."""
+    if len(a) != len(b):
+        return False
+    for k, x in a.items():
+        y = b.get(k, _UNSET)
+        if x is y:
+            continue
+        if y is _UNSET or type(x) is not type(y) or x != y or repr(x) != repr(y):
+            return False
+    return True
+
+
 class ReadinessKey(NamedTuple):
     variant_id: str
     channel_id: str
@@ -169,6 +202,12 @@ class ReadinessEngine:
             tuple[int, str, frozenset[str]], tuple[ChannelContext, _Prepared, tuple[str, ...], Hashable]
         ] = {}
         self._sig_tokens: dict[tuple[object, ...], int] = {}
+        self._programs: dict[tuple[object, ...], tuple[tuple[ChannelContext, ...], _Program]] = {}
+        self._slots: dict[int, tuple[tuple[ChannelContext, ...], tuple[tuple[str, str], ...]]] = {}
+        self._results: dict[Result, Result] = {}
+        self._vectors: dict[Vector, Vector] = {}
+        self._canon_by_id: dict[int, tuple[tuple[ChannelContext, ...], tuple[ChannelContext, ...]]] = {}
+        self._canon_by_value: dict[tuple[ChannelContext, ...], tuple[ChannelContext, ...]] = {}
 
     # --- compilation -----------------------------------------------------------------------------------------
 
@@ -360,13 +399,185 @@ class ReadinessEngine:
         return hit
 
     def evaluate(self, product: Product, channels: Iterable[ChannelContext]) -> dict[ReadinessKey, Readiness]:
-        """Every variant of ``product`` on every channel and locale."""
-        chans = tuple(channels)
+        """Every variant of ``product`` on every channel and locale (:meth:`evaluate_rows`, unpacked)."""
+        chans = self._canon(tuple(channels))
+        slots = self.slots(chans)
         out: dict[ReadinessKey, Readiness] = {}
-        shared = SiblingMemo()
-        for vid in product.variants():
-            out.update(self.evaluate_variant(product, vid, chans, shared=shared))
+        for vid, vec in self.evaluate_rows(product, chans).items():
+            for (cid, loc), (issues, score) in zip(slots, vec, strict=True):
+                key = _mk(ReadinessKey, (vid, cid, loc))
+                out[key] = Readiness(key, issues, score)
         return out
+
+    def _canon(self, channels: tuple[ChannelContext, ...]) -> tuple[ChannelContext, ...]:
+        """One object per distinct channel list, so per-list caches can be keyed by identity."""
+        ent = self._canon_by_id.get(id(channels))
+        if ent is not None and ent[0] is channels:
+            return ent[1]
+        canon = self._canon_by_value.setdefault(channels, channels)
+        if len(self._canon_by_id) > 64:
+            self._canon_by_id.clear()
+        self._canon_by_id[id(channels)] = (channels, canon)
+        return canon
+
+    # --- whole-product evaluation (full recompute, new products): one vector per variant ---------------------
+
+    def slots(self, channels: tuple[ChannelContext, ...]) -> tuple[tuple[str, str], ...]:
+        """(channel id, locale) of each position of a :data:`Vector` for ``channels``."""
+        channels = self._canon(channels)
+        ent = self._slots.get(id(channels))
+        if ent is None or ent[0] is not channels:
+            ent = self._slots[id(channels)] = (channels, tuple((c.id, loc) for c in channels for loc in c.locales))
+        return ent[1]
+
+    def evaluate_rows(self, product: Product, channels: tuple[ChannelContext, ...]) -> dict[str, Vector]:
+        """Every variant of ``product`` on every slot of :meth:`slots` — the same results as :meth:`evaluate`, in
+        packed form: each distinct check instance runs once per variant, slots with the same checks share one
+        result, siblings whose own values differ only in attributes no applicable check reads share one vector,
+        and equal vectors (of any product) are the same object, so callers can cache per ``id(vector)``."""
+        channels = self._canon(channels)
+        out: dict[str, Vector] = {}
+        seen: dict[tuple[object, ...], tuple[frozenset[str], list[tuple[dict[object, object], Vector]]]] = {}
+        for vid in product.variants():
+            leaf = product.by_id[vid]
+            lscoped = frozenset(k.attribute for k in leaf.values if k.channel is not None)
+            gkey = (leaf.parent, leaf.categories, lscoped)
+            ent = seen.get(gkey)
+            if ent is not None and leaf.parent is not None:
+                reads, done = ent
+                own: dict[object, object] = {k: v for k, v in leaf.values.items() if k.attribute in reads}
+                for other, vec in done:
+                    if _same_values(own, other):
+                        out[vid] = vec
+                        break
+                else:
+                    out[vid] = vec = self._evaluate_vector(product, vid, channels)[1]
+                    done.append((own, vec))
+                continue
+            prog, vec = self._evaluate_vector(product, vid, channels)
+            out[vid] = vec
+            own = {k: v for k, v in leaf.values.items() if k.attribute in prog.reads}
+            seen[gkey] = (prog.reads, [(own, vec)])
+        return out
+
+    def _evaluate_vector(
+        self, product: Product, variant_id: str, channels: tuple[ChannelContext, ...]
+    ) -> tuple[_Program, Vector]:
+        flat = FlatValues(self.catalog, product, variant_id)
+        prog = self._program(channels, product.family, flat.scoped, flat.categories, flat.category_tags)
+        cache: dict[object, object] = {}
+        ctxs = [EvalContext(flat, ch, loc, cache) for ch, loc in prog.contexts]
+        outcomes: list[Outcome] = []
+        for chk, ci, same in zip(prog.checks, prog.ctx_of, prog.same_as, strict=True):
+            if same >= 0:
+                o = outcomes[same]
+                if not o:  # passed or does not apply: so does every check computing the same thing
+                    outcomes.append(o)
+                    continue
+            outcomes.append(chk.run(ctxs[ci]))
+        weights = prog.weights
+        interned = self._results
+        if len(interned) > _INTERN_MAX:
+            interned.clear()
+        # a group none of whose instances found issues scores 100 with no issues, whatever applied
+        failing = frozenset(i for i, o in enumerate(outcomes) if o)
+        results: list[Result] = []
+        for idx in prog.groups:
+            if failing.isdisjoint(idx):
+                results.append(_CLEAN)
+                continue
+            issues: list[Issue] = []
+            total = failed = 0
+            for i in idx:
+                o = outcomes[i]
+                if o is None:
+                    continue
+                w = weights[i]
+                total += w
+                if o:
+                    failed += w
+                    issues.extend(o)
+            score = 100 if total == 0 else (100 * (total - failed)) // total
+            r: Result = (tuple(issues), score)
+            results.append(interned.setdefault(r, r))
+        vec = tuple([results[g] for g in prog.slot_group])
+        vectors = self._vectors
+        if len(vectors) > _INTERN_MAX:
+            vectors.clear()
+        return prog, vectors.setdefault(vec, vec)
+
+    def _program(
+        self,
+        channels: tuple[ChannelContext, ...],
+        family: str,
+        scoped: frozenset[str],
+        categories: frozenset[str],
+        tags: frozenset[str],
+    ) -> _Program:
+        key = (id(channels), family, scoped, categories, tags)
+        ent = self._programs.get(key)
+        if ent is not None and ent[0] is channels:
+            return ent[1]
+        index: dict[object, int] = {}
+        by_sem: dict[object, int] = {}
+        checks: list[BoundCheck] = []
+        ctx_of: list[int] = []
+        same_as: list[int] = []
+        contexts: list[tuple[ChannelContext, str]] = []
+        ctx_index: dict[tuple[str, str], int] = {}
+        groups: dict[tuple[int, ...], int] = {}
+        slot_group: list[int] = []
+
+        def add(where: tuple[object, ...], chk: BoundCheck, ch: ChannelContext, loc: str) -> int:
+            """The instance of ``chk`` for context ``where`` (what its outcome depends on), evaluated in (ch, loc)."""
+            ikey = (chk, *where)
+            i = index.get(ikey)
+            if i is None:
+                i = index[ikey] = len(checks)
+                rep = i if chk.sem is None else by_sem.setdefault((chk.sem, *where), i)
+                same_as.append(-1 if rep == i else rep)
+                checks.append(chk)
+                ci = ctx_index.get((ch.id, loc))
+                if ci is None:
+                    ci = ctx_index[(ch.id, loc)] = len(contexts)
+                    contexts.append((ch, loc))
+                ctx_of.append(ci)
+            return i
+
+        for ch in channels:
+            if not ch.locales:
+                continue
+            split, chan_keyed, both_keyed, _ = self._prepared.get((ch, family, scoped)) or self._prepare(
+                ch, family, scoped
+            )
+            first = ch.locales[0]
+            base = [add(("c",), c, ch, first) for c in split.const if c.applies_to(categories, tags)]
+            chan = [
+                add(("x", ch.id) if k is _NO_KEY else ("k", k), c, ch, first)
+                for c, k in chan_keyed
+                if c.applies_to(categories, tags)
+            ]
+            for loc in ch.locales:
+                locs = [add(("l", loc), c, ch, loc) for c in split.loc if c.applies_to(categories, tags)]
+                both = [
+                    add(("y", ch.id, loc) if k is _NO_KEY else ("b", k, loc), c, ch, loc)
+                    for c, k in both_keyed
+                    if c.applies_to(categories, tags)
+                ]
+                idx = (*base, *chan, *locs, *both)
+                slot_group.append(groups.setdefault(idx, len(groups)))
+        prog = _Program(
+            tuple(checks),
+            tuple(ctx_of),
+            tuple(same_as),
+            tuple(contexts),
+            tuple(c.weight for c in checks),
+            tuple(groups),
+            tuple(slot_group),
+            frozenset().union(*(c.reads for c in checks)),
+        )
+        self._programs[key] = (channels, prog)
+        return prog
 
     def evaluate_keys(
         self, product: Product, keys: Iterable[ReadinessKey], channels: Mapping[str, ChannelContext]

@@ -132,21 +132,103 @@ class RuleSet:
     source: str = ""
 
 
-def parse_ruleset(data: Mapping[str, Any], source: str = "<data>") -> RuleSet:
-    """Build a rule set from parsed TOML/JSON; every mistake is an :class:`InvalidInput` naming the rule."""
-    where = source
+@dataclass(frozen=True, slots=True)
+class SourceLines:
+    """Where things start in a rule file's text (1-based lines), so errors can say ``file:line``."""
+
+    keys: Mapping[str, int] = field(default_factory=dict)  # top-level key or table → its line
+    rules: tuple[int, ...] = ()  # the n-th rule → its line
+
+    def key(self, source: str, key: str) -> str:
+        line = self.keys.get(key)
+        return source if line is None else f"{source}:{line}"
+
+    def rule(self, source: str, index: int) -> str:
+        if index < len(self.rules):
+            return f"{source}:{self.rules[index]}"
+        return self.key(source, "rules")
+
+
+_TOML_TABLE_RE = re.compile(r"^\s*\[\s*([A-Za-z_]+)\s*\]")
+_TOML_RULE_RE = re.compile(r"^\s*\[\[\s*rules\s*\]\]")
+_TOML_KEY_RE = re.compile(r"^\s*([A-Za-z_]+)\s*=")
+
+
+def source_lines(text: str, fmt: str = "toml") -> SourceLines:
+    """Lines of the top-level keys and of each rule in a TOML or JSON rule file (best effort: used for
+    messages only)."""
+    keys: dict[str, int] = {}
+    rules: list[int] = []
+    if fmt == "toml":
+        table: str | None = None
+        for n, row in enumerate(text.splitlines(), 1):
+            if _TOML_RULE_RE.match(row):
+                rules.append(n)
+                table = "rules"
+                keys.setdefault("rules", n)
+            elif m := _TOML_TABLE_RE.match(row):
+                table = m.group(1)
+                keys.setdefault(table, n)
+            elif table is None and (m := _TOML_KEY_RE.match(row)):
+                keys.setdefault(m.group(1), n)
+        return SourceLines(keys, tuple(rules))
+    # JSON: a small scanner that follows strings and nesting
+    line, depth, in_str, esc = 1, 0, False, False
+    buf: list[str] = []
+    last = ""
+    key1: str | None = None
+    rules_at: int | None = None
+    for ch in text:
+        if ch == "\n":
+            line += 1
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+                last = "".join(buf)
+            else:
+                buf.append(ch)
+            continue
+        if ch == '"':
+            in_str, buf = True, []
+        elif ch == ":" and depth == 1:
+            key1 = last
+            keys.setdefault(last, line)
+        elif ch in "{[":
+            depth += 1
+            if ch == "[" and depth == 2 and key1 == "rules":
+                rules_at = 2
+            elif ch == "{" and rules_at is not None and depth == 3:
+                rules.append(line)
+        elif ch in "}]":
+            if ch == "]" and depth == rules_at:
+                rules_at = None
+            depth -= 1
+    return SourceLines(keys, tuple(rules))
+
+
+def parse_ruleset(data: Mapping[str, Any], source: str = "<data>", lines: SourceLines | None = None) -> RuleSet:
+    """Build a rule set from parsed TOML/JSON; every mistake is an :class:`InvalidInput` naming the rule (and,
+    with ``lines``, the file line it starts on)."""
+    lines = lines or SourceLines()
+    where = lines.key(source, "name")
     name = data.get("name")
     if not isinstance(name, str) or not _RULE_ID_RE.fullmatch(name):
         raise InvalidInput(f"{where}: 'name' must be a short identifier, got {name!r}")
-    where = f"{source} ({name})"
     try:
         kind = RuleSetKind(str(data.get("kind")))
     except ValueError:
+        where = f"{lines.key(source, 'kind')} ({name})"
         raise InvalidInput(f"{where}: 'kind' must be 'dialect' or 'pack', got {data.get('kind')!r}") from None
     unknown_top = set(data) - {"name", "kind", "description", "scope", "rules"}
     if unknown_top:
+        where = f"{lines.key(source, sorted(unknown_top)[0])} ({name})"
         raise InvalidInput(f"{where}: unknown keys {sorted(unknown_top)}")
     scope_raw = data.get("scope") or {}
+    where = f"{lines.key(source, 'scope')} ({name})"
     if not isinstance(scope_raw, Mapping) or set(scope_raw) - {"countries", "regions"}:
         raise InvalidInput(f"{where}: 'scope' takes 'countries' and 'regions'")
     scope = Scope(
@@ -155,10 +237,11 @@ def parse_ruleset(data: Mapping[str, Any], source: str = "<data>") -> RuleSet:
     )
     rules_raw = data.get("rules", [])
     if not isinstance(rules_raw, list):
-        raise InvalidInput(f"{where}: 'rules' must be a list of tables")
+        raise InvalidInput(f"{lines.key(source, 'rules')} ({name}): 'rules' must be a list of tables")
     rules: list[RuleSpec] = []
     seen: set[str] = set()
     for i, raw in enumerate(rules_raw):
+        where = f"{lines.rule(source, i)} ({name})"
         rule = _parse_rule(raw, f"{where} rule #{i + 1}")
         if rule.id in seen:
             raise InvalidInput(f"{where}: two rules have id {rule.id!r}")
@@ -256,19 +339,39 @@ def _str_list(v: object, where: str) -> list[str]:
     return list(v)
 
 
+_TOML_AT_LINE_RE = re.compile(r"\(at line (\d+)")
+
+
 def load_ruleset_text(text: str, source: str = "<text>", fmt: str = "toml") -> RuleSet:
+    """Parse one rule file's text; a mistake is an :class:`InvalidInput` starting ``source:line:``."""
+    if fmt not in ("toml", "json"):
+        raise InvalidInput(f"{source}: a rule file is .toml or .json, not {fmt!r}")
     try:
         data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"{source}: cannot parse {fmt}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        m = _TOML_AT_LINE_RE.search(str(exc))
+        where = f"{source}:{m.group(1)}" if m else source
+        raise InvalidInput(f"{where}: cannot parse toml: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{source}:{exc.lineno}: cannot parse json: {exc.msg}") from None
     if not isinstance(data, dict):
-        raise InvalidInput(f"{source}: expected a table at the top")
-    return parse_ruleset(data, source)
+        raise InvalidInput(f"{source}:1: expected a table at the top")
+    return parse_ruleset(data, source, source_lines(text, fmt))
+
+
+def ruleset_format(path: Path) -> str:
+    """``json`` for a ``.json`` file, else ``toml``."""
+    return "json" if path.suffix.lower() == ".json" else "toml"
 
 
 def load_ruleset_file(path: Path) -> RuleSet:
-    fmt = "json" if path.suffix == ".json" else "toml"
-    return load_ruleset_text(path.read_text(encoding="utf-8"), str(path), fmt)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read: {exc.strerror}") from None
+    return load_ruleset_text(text, str(path), ruleset_format(path))
 
 
 def load_ruleset_dir(path: Path) -> tuple[RuleSet, ...]:
