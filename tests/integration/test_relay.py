@@ -84,7 +84,6 @@ def all_ids(engine: Engine) -> list[int]:
 
 
 def relay(engine: Engine, clock: ManualClock, *subs: object, **kw: int) -> Relay:
-    kw.setdefault("gap_timeout_ms", 0)
     return Relay(engine.db, list(subs), clock, **kw)  # type: ignore[arg-type]
 
 
@@ -290,3 +289,46 @@ def test_webhook_error_answer_is_a_failure(
     assert len(sent) == 3
     assert sent[2].headers["x-accord-event-id"] == str(dead[0].event_id)
     assert Counter(q.headers["x-accord-event-id"] for q in sent) == {str(dead[0].event_id): 3}
+
+
+def test_an_event_of_a_transaction_left_open_is_delivered_in_order_not_skipped(
+    world: Engine, clock: ManualClock
+) -> None:
+    if world.db.backend != "postgresql":
+        pytest.skip("SQLite serialises writers: no other transaction can commit while one is open")
+    rec = Recorder("projection", transactional=False)
+    r = relay(world, clock, rec)
+    world.move(mv("receive", A, WH1, 5, "before"))
+    r.drain()
+    delivered_before = list(rec.calls)
+    with world.db.tx() as tx:
+        # the open transaction takes the smaller outbox ids ...
+        world.move_batch_in(tx, [mv("receive", A, WH1, 1, "slow")])
+        # ... while a later one commits larger ids
+        world.move(mv("receive", B, WH1, 3, "fast"))
+        clock.advance(3_600_000)  # an hour: no timeout ever passes an id that may still commit
+        report = r.run_once()
+        assert report.delivered == 0 and rec.calls == delivered_before
+        assert "in flight" in report.waiting["projection"]
+        # a reader paging the outbox by id (API, events tail) is held back the same way
+        assert fetch_events(world.db, after=max(delivered_before)) == []
+    r.drain()
+    ids = all_ids(world)
+    assert rec.calls == ids  # every event exactly once, in outbox order
+    slow = [e.id for e in fetch_events(world.db) if e.data.get("key") == "slow"]
+    fast = [e.id for e in fetch_events(world.db) if e.data.get("key") == "fast"]
+    assert slow and fast and max(slow) < min(fast)
+    assert rec.calls.index(slow[0]) < rec.calls.index(fast[0])
+
+
+def test_a_rolled_back_transaction_leaves_no_hole_the_relay_waits_on(world: Engine, clock: ManualClock) -> None:
+    rec = Recorder("projection", transactional=False)
+    r = relay(world, clock, rec)
+    with pytest.raises(RuntimeError), world.db.tx() as tx:
+        world.move_batch_in(tx, [mv("receive", A, WH1, 1, "gone")])
+        raise RuntimeError("caller fails after the movement")
+    world.move(mv("receive", B, WH1, 3, "kept"))
+    r.drain()
+    assert rec.calls == all_ids(world)
+    assert not [e for e in fetch_events(world.db) if e.data.get("key") == "gone"]
+    assert any(e.data.get("key") == "kept" for e in fetch_events(world.db))

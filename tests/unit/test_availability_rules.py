@@ -163,3 +163,8 @@ def test_ats_plan_agrees_with_channel_ats() -> None:
         changed = rng.choice(loc_ids)
         touched = {ch for ch, _ in plan.evaluate(plan.affected([changed]), available)}
         assert touched == {ch_id for ch_id, ch in channels.items() if changed in eligible_locations(ch, locations)}
+        stored = {ch_id: rng.choice([want[ch_id], want[ch_id] + 1, 0]) for ch_id in channels if rng.random() < 0.7}
+        diff = plan.changes(plan.affected([changed]), available, stored)
+        assert diff == sorted(
+            (ch_id, stored.get(ch_id, 0), want[ch_id]) for ch_id in touched if stored.get(ch_id, 0) != want[ch_id]
+        )

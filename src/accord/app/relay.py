@@ -11,8 +11,13 @@ transaction as the inbox row, so an event's effect commits exactly once. Externa
 as an idempotency key, so a redelivery after a crash is deduplicated on their side.
 
 PostgreSQL: a worker holds an advisory lock per subscriber while delivering, so many ``accord
-worker`` processes can run; an outbox id that is missing (a transaction still open, or rolled
-back) holds the cursor until it appears or ``gap_timeout_ms`` passes.
+worker`` processes can run. Outbox ids are taken at insert time but transactions commit in any order,
+so id 51 can be visible while id 50 is still in flight. Before its first outbox id a transaction takes a
+transaction-scoped shared advisory lock keyed on the sequence's last value (migration 0010). The relay
+first reads the highest id handed out, then the smallest key still locked, and only then — in a later
+snapshot — the rows, up to that *frontier*: an id below it belongs to a finished transaction, so it is
+visible now or was rolled back. A transaction left open holds delivery of later ids (in order, nothing
+skipped, no timeout) until it commits or rolls back. SQLite serialises writers: its ids commit in order.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -98,6 +103,10 @@ def fetch_events(
         q = q.where(o.c.type.in_(list(types)))
     q = q.order_by(o.c.id).limit(limit)
     with db.engine.connect() as conn:
+        if db.backend == "postgresql":
+            # a reader paging by id must not pass an id still in flight (see the module docstring)
+            frontier = _frontier(lambda c: conn.exec_driver_sql(c.sql).first())
+            q = q.where(o.c.id <= frontier)
         rows = conn.execute(q).all()
         conn.rollback()
     return [StoredEvent(int(r[0]), r[1], r[2], json.loads(r[3]), int(r[4])) for r in rows]
@@ -123,8 +132,9 @@ class Relay:
         max_attempts: int = 8,
         backoff_ms: int = 500,
         max_backoff_ms: int = 300_000,
-        gap_timeout_ms: int = 10_000,
+        gap_timeout_ms: int | None = None,
     ) -> None:
+        """``gap_timeout_ms`` is accepted for compatibility and has no effect: ordering is snapshot-based."""
         names = [s.name for s in subscribers]
         if len(set(names)) != len(names):
             raise ValueError(f"subscriber names must be unique: {names}")
@@ -135,7 +145,6 @@ class Relay:
         self.max_attempts = max_attempts
         self.backoff_ms = backoff_ms
         self.max_backoff_ms = max_backoff_ms
-        self.gap_timeout_ms = gap_timeout_ms
         self._locks = {name: threading.Lock() for name in names}
         c = db.compile
         o, cur, ib, dl = t.outbox, t.relay_cursors, t.inbox, t.deliveries
@@ -148,7 +157,9 @@ class Relay:
             .values(position=b("p2"), updated_at=b("at"))
         )
         self._q_events = c(
-            sa.select(o.c.id, o.c.type, o.c.key, o.c.data, o.c.created_at).where(o.c.id > b("after")).order_by(o.c.id),
+            sa.select(o.c.id, o.c.type, o.c.key, o.c.data, o.c.created_at)
+            .where(o.c.id > b("after"), o.c.id <= b("frontier"))
+            .order_by(o.c.id),
             suffix=f" LIMIT {int(batch_size)}",
         )
         self._q_event = c(sa.select(o.c.id, o.c.type, o.c.key, o.c.data, o.c.created_at).where(o.c.id == b("id")))
@@ -258,19 +269,15 @@ class Relay:
         position = self._position(name)
         while True:
             with self.db.read() as tx:
-                rows = tx.all(self._q_events, (position,))
+                frontier = self._frontier(tx)
+                rows = tx.all(self._q_events, (position, frontier))
             if not rows:
+                if frontier < NO_FRONTIER:
+                    report.waiting[name] = f"outbox ids above {frontier} wait for transactions still in flight"
                 return
             skip_to = position
             for r in rows:
                 ev = StoredEvent(int(r[0]), r[1], r[2], json.loads(r[3]), int(r[4]))
-                now = self.clock.now_ms()
-                expected = skip_to + 1
-                if ev.id != expected and now - ev.created_at < self.gap_timeout_ms:
-                    # an earlier id may still be committing (PostgreSQL); wait for it
-                    report.waiting[name] = f"waiting for outbox id {expected}"
-                    self._flush_skips(name, position, skip_to)
-                    return
                 if sub.types is not None and ev.type not in sub.types:
                     skip_to = ev.id
                     report.skipped += 1
@@ -285,6 +292,16 @@ class Relay:
             position = skip_to
             if len(rows) < self.batch_size:
                 return
+
+    def _frontier(self, tx: Tx) -> int:
+        """The highest outbox id below which every id is settled (committed or rolled back).
+
+        SQLite: writers are serialised, so every committed id is settled. PostgreSQL: read the highest id handed
+        out, then the smallest id announced by a transaction still in flight (its advisory lock, taken before its
+        first id); the caller reads rows in a later statement, whose snapshot sees every finished transaction."""
+        if self.db.backend != "postgresql":
+            return NO_FRONTIER
+        return _frontier(tx.one)
 
     def _flush_skips(self, name: str, position: int, skip_to: int) -> None:
         if skip_to > position:
@@ -385,6 +402,29 @@ class Relay:
             pos = dict(conn.execute(sa.select(cur.c.subscriber, cur.c.position)).all())
             conn.rollback()
         return {name: max(0, top - int(pos.get(name, 0))) for name in sorted(self.subscribers)}
+
+
+NO_FRONTIER = 2**63 - 1
+OUTBOX_LOCK_BASE = 1 << 62  # as in migration 0010_core_speed
+_Q_HANDED_OUT = Compiled("SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM outbox_id_seq", ())
+_Q_ANNOUNCED = Compiled(
+    f"SELECT min(((classid::bigint << 32) | objid::bigint)) - {OUTBOX_LOCK_BASE} FROM pg_locks"
+    f" WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND classid >= {OUTBOX_LOCK_BASE >> 32}"
+    f" AND classid < {1 << 31} AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    (),
+)
+
+
+def _frontier(one: Callable[[Compiled], Any]) -> int:
+    """PostgreSQL: the highest outbox id handed out, lowered below the smallest id still announced by a transaction
+    in flight. Run it before reading rows, in an earlier statement (READ COMMITTED: the rows' snapshot is later)."""
+    handed = one(_Q_HANDED_OUT)
+    top = int(handed[0]) if handed is not None and handed[0] is not None else 0
+    locked = one(_Q_ANNOUNCED)
+    if locked is not None and locked[0] is not None:
+        # the announcing transaction's ids are >= its key: everything below the key is settled
+        top = min(top, int(locked[0]) - 1)
+    return top
 
 
 def dead_letters(db: Database, subscriber: str | None = None) -> list[DeadLetter]:

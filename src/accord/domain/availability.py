@@ -180,3 +180,31 @@ class AtsPlan:
                     q = max_qty
                 out.append((ch_id, q if q > zero_at else 0))
         return out
+
+    def changes(
+        self, groups: Iterable[int], available: Mapping[str, int], stored: Mapping[str, int]
+    ) -> list[tuple[str, int, int]]:
+        """(channel, old, new) for every channel in the given groups whose ATS differs from ``stored`` (missing
+        = 0), sorted by channel: ``evaluate`` and the comparison in one pass (the hot path of every movement)."""
+        out: list[tuple[str, int, int]] = []
+        get = available.get
+        old_get = stored.get
+        for gi in groups:
+            locs, chans = self._groups[gi]
+            pool = 0
+            for loc in locs:
+                a = get(loc, 0)
+                if a > 0:
+                    pool += a
+            for ch_id, pct, buffer, max_qty, zero_at in chans:
+                q = pool if pct == 100 else pool * pct // 100
+                q -= buffer
+                if max_qty is not None and q > max_qty:
+                    q = max_qty
+                if q <= zero_at:
+                    q = 0
+                old = old_get(ch_id, 0)
+                if old != q:
+                    out.append((ch_id, old, q))
+        out.sort()
+        return out

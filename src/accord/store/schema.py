@@ -145,6 +145,8 @@ outbox = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+# PostgreSQL: the id default is ``accord_outbox_next_id()`` (migration 0010): a transaction announces itself with
+# a transaction-scoped advisory lock before its first outbox id, so the relay never passes an id still in flight.
 
 # one row per subscriber: the outbox id up to which every event was handed over (or parked)
 relay_cursors = sa.Table(
