@@ -340,12 +340,17 @@ class Pim:
         tx.many(self._ins_outbox, [(e.type, e.key, _j(e.data), now) for e in events])
 
     def _bump(self, tx: Tx, key: str) -> None:
+        # a state cached from this tx's bumped version must not outlive a rollback: the number would be reused
+        tx.on_rollback(self._forget_state)
         m = pt.pim_meta
         row = self._all(tx, sa.select(m.c.value).where(m.c.key == key))
         if row:
             self._exec(tx, sa.update(m).where(m.c.key == key).values(value=m.c.value + 1))
         else:
             self._exec(tx, sa.insert(m).values(key=key, value=1))
+
+    def _forget_state(self) -> None:
+        self._state = None
 
     def _lock_defs(self, tx: Tx) -> None:
         """PostgreSQL: definition changes are serialised (SQLite writers already are)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,10 @@ from sqlalchemy.engine import Dialect
 from accord.domain.errors import InvalidInput
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLite checkpoints run on a background thread (see ``Checkpointer``); a commit checkpoints by itself only when
+# the WAL grows past this many pages (64 MiB) because the thread fell behind or is not running
+SQLITE_WAL_BACKSTOP_PAGES = 16_384
+CHECKPOINT_INTERVAL_S = 0.05
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
@@ -53,12 +57,36 @@ def normalise_url(url: str) -> str:
 class Tx:
     """One open transaction on a DBAPI connection."""
 
-    __slots__ = ("backend", "cur", "raw")
+    __slots__ = ("_after", "_undo", "backend", "cur", "raw")
 
     def __init__(self, raw: Any, backend: str) -> None:
         self.raw = raw
         self.cur = raw.cursor()
         self.backend = backend
+        self._after: list[Callable[[], None]] | None = None
+        self._undo: list[Callable[[], None]] | None = None
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this transaction has committed; never when it rolls back (or is read-only)."""
+        if self._after is None:
+            self._after = []
+        self._after.append(fn)
+
+    def on_rollback(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` if this write transaction rolls back: e.g. drop a cache filled from what it wrote."""
+        if self._undo is None:
+            self._undo = []
+        self._undo.append(fn)
+
+    def _committed(self) -> None:
+        fns, self._after, self._undo = self._after, None, None
+        for fn in fns or ():
+            fn()
+
+    def _rolled_back(self) -> None:
+        fns, self._after, self._undo = self._undo, None, None
+        for fn in fns or ():
+            fn()
 
     def run(self, c: Compiled, params: Sequence[Any] = ()) -> Any:
         self.cur.execute(c.sql, params)
@@ -106,6 +134,7 @@ class Database:
         self._lookup_engine: sa.Engine | None = None
         self._local = threading.local()
         self._held: list[Any] = []  # SQLite connections held by threads (closed on dispose)
+        self._checkpointer: Checkpointer | None = None
         self._lock = threading.Lock()
 
     def compile(self, stmt: sa.ClauseElement, suffix: str = "") -> Compiled:
@@ -122,10 +151,7 @@ class Database:
         """SQLite: each thread keeps one connection for the hot path (no pool checkout per transaction)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
-            connect: Any = sqlite3.connect
-            conn = connect(*cargs, **{**cparams, "check_same_thread": False})
-            _sqlite_on_connect(conn, None)
+            conn = self._new_sqlite_conn()
             self._local.conn = conn
             with self._lock:
                 self._held.append(conn)
@@ -145,7 +171,13 @@ class Database:
                 conn.commit()
             except BaseException:
                 conn.rollback()
+                tx._rolled_back()
                 raise
+            ckpt = self._checkpointer
+            if ckpt is None:
+                ckpt = self._start_checkpointer()
+            ckpt.commits += 1
+            tx._committed()
             return
         raw = self.engine.raw_connection()
         try:
@@ -158,9 +190,11 @@ class Database:
                     raw.invalidate()  # the connection is gone; the pool opens a new one next time
                 else:
                     raw.rollback()
+                tx._rolled_back()
                 raise
         finally:
             raw.close()
+        tx._committed()
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -212,7 +246,24 @@ class Database:
                 eng = self._lookup_engine
         return eng
 
+    def _start_checkpointer(self) -> Checkpointer:
+        with self._lock:
+            if self._checkpointer is None:
+                self._checkpointer = Checkpointer(self._new_sqlite_conn)
+            return self._checkpointer
+
+    def _new_sqlite_conn(self) -> Any:
+        cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+        connect: Any = sqlite3.connect
+        conn = connect(*cargs, **{**cparams, "check_same_thread": False})
+        _sqlite_on_connect(conn, None)
+        return conn
+
     def dispose(self) -> None:
+        with self._lock:
+            ckpt, self._checkpointer = self._checkpointer, None
+        if ckpt is not None:
+            ckpt.stop()
         with self._lock:
             held, self._held = self._held, []
         for conn in held:
@@ -231,10 +282,55 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_BACKSTOP_PAGES}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     cur.close()
+
+
+class Checkpointer:
+    """SQLite: copies committed WAL pages into the database file on its own thread, off the commit path.
+
+    With ``synchronous=NORMAL`` a commit only appends its pages to the WAL (no fsync); the fsyncs happen when
+    a checkpoint runs. SQLite would run one inside every commit that crosses its autocheckpoint size; here a
+    PASSIVE checkpoint runs every ``interval_s`` when something was committed, on a separate connection, while
+    writers carry on (PASSIVE never blocks them). Crash safety is SQLite's own: a checkpoint that stops halfway
+    is redone from the WAL on the next open."""
+
+    def __init__(self, connect: Callable[[], Any], interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+        self.commits = 0  # bumped by writers after each commit (a lost increment only delays a checkpoint)
+        self.runs = 0  # checkpoints completed (frames backfilled into the database file)
+        self._connect = connect
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="accord-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn: Any = None
+        seen = 0
+        try:
+            while not self._stopping.wait(self._interval_s):
+                if self.commits == seen:
+                    continue
+                seen = self.commits
+                if conn is None:
+                    conn = self._connect()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # busy or the file went away: the commit-path backstop still holds
+                    continue
+                self.runs += 1
+        except sqlite3.Error:
+            return
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:
