@@ -56,6 +56,8 @@ def _parse_items(specs: list[str]) -> dict[str, int]:
 
 def _print_order(d: dict[str, Any]) -> None:
     out.print(f"order {d['id']} on {d['channel']}: {d['status']} (ship by {d['ship_by']})")
+    if d.get("hold_reason"):
+        out.print(f"held: {d['hold_reason']} (fix it, then `accord order release {d['id']}`)", markup=False)
     table = Table("line", "sku", "qty", "location", "reserved", "shipped")
     by_line: dict[str, list[dict[str, Any]]] = {}
     for a in d["allocations"]:
@@ -69,6 +71,13 @@ def _print_order(d: dict[str, Any]) -> None:
     out.print(table)
     for s in d["shipments"]:
         out.print(f"shipment {s['id']} from {s['location']}: {s['carrier']} {s['tracking']} ({s['confirm_state']})")
+    money = d.get("refund")
+    if money and money["state"] != "none":
+        unit = f"minor units of {money['currency']}" if money["currency"] else "minor units"
+        out.print(
+            f"refund {money['state']}: {money['refunded_minor']} refunded, {money['pending_minor']} pending "
+            f"of {money['paid_minor']} paid ({unit})"
+        )
 
 
 def _show(d: dict[str, Any], as_json: bool) -> None:
@@ -130,9 +139,11 @@ def order_list(
     if as_json:
         _print_json({"orders": rows})
         return
-    table = Table("id", "channel", "status", "placed_at", "ship_by")
+    table = Table("id", "channel", "status", "placed_at", "ship_by", "held because")
     for r in rows:
-        table.add_row(r["id"], r["channel"], r["status"], str(r["placed_at"]), str(r["ship_by"]))
+        table.add_row(
+            r["id"], r["channel"], r["status"], str(r["placed_at"]), str(r["ship_by"]), r["hold_reason"] or ""
+        )
     out.print(table)
 
 
@@ -149,6 +160,13 @@ def order_route(
         svc = OrderService(app.engine)
         d = svc.reroute(order_id, failed) if failed else svc.route(order_id)
     _show(d, as_json)
+
+
+@order_cli.command("release")
+def order_release(order_id: IdArg, as_json: JsonOpt = False) -> None:
+    """Release a held order once its cause is fixed (SKU added, channel configured): reserve and route it."""
+    with _app() as app:
+        _show(OrderService(app.engine).release(order_id), as_json)
 
 
 @order_cli.command("reoptimise")
@@ -197,10 +215,16 @@ def order_cancel(
 
 
 @order_cli.command("refund")
-def order_refund(order_id: IdArg, as_json: JsonOpt = False) -> None:
-    """Mark an order refunded."""
+def order_refund(
+    order_id: IdArg,
+    amount: Annotated[
+        int | None, typer.Option("--amount-minor", help="Minor units; default: all that is left of what was paid.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Refund an order (it becomes refunded); never more than its lines were paid."""
     with _app() as app:
-        _show(OrderService(app.engine).refund(order_id), as_json)
+        _show(OrderService(app.engine).refund(order_id, amount), as_json)
 
 
 @order_cli.command("explain")
@@ -285,7 +309,7 @@ def _print_rma(d: dict[str, Any], as_json: bool) -> None:
         return
     out.print(
         f"RMA {d['id']} for order {d['order_id']} ({d['policy']['name']}): {d['status']}, refund {d['refund_state']}"
-        f" ({d['refund_due_minor']} due, {d['refunded_minor']} refunded)"
+        f" ({d['refund_due_minor']} due, {d['refunded_minor']} refunded, minor units {d['currency'] or '-'})"
     )
     table = Table("sku", "requested", "received", "location", "graded", "awaiting grade")
     for ln in d["lines"]:
@@ -385,6 +409,9 @@ def rma_policy(
     paid_by: Annotated[str, typer.Option("--return-shipping-paid-by", help="buyer | seller")] = "seller",
     restocking_fee_pct: Annotated[int, typer.Option("--restocking-fee-pct")] = 0,
     label_cost_minor: Annotated[int, typer.Option("--label-cost-minor")] = 0,
+    refund_on_request: Annotated[
+        bool, typer.Option("--refund-on-request", help="Refund before the units come back (returnless).")
+    ] = False,
 ) -> None:
     """Set a region's return policy."""
     p = ReturnPolicy(
@@ -394,6 +421,7 @@ def rma_policy(
         _enum_value(Payer, paid_by, "--return-shipping-paid-by"),
         restocking_fee_pct,
         label_cost_minor,
+        not refund_on_request,
     )
     with _app() as app:
         ReturnService(app.engine).set_policy(p)

@@ -127,3 +127,18 @@ def test_polling_with_a_cursor_ingests_each_order_once(h: Harness) -> None:
     assert len(rows) == 3 and {r.status for r in rows} == {RESERVED} and {r.source for r in rows} == {"poll"}
     assert h.engine.ats("A", "amz") == {"amz": 2}
     assert h.orders.cursor("shop") is not None
+
+
+def test_webhook_order_becomes_a_routed_lifecycle_order(h: Harness) -> None:
+    from accord.orders import OrderService
+
+    h.sandbox.place_order("shop", "A", 2)
+    headers, body = delivery(h)
+    r = ApiClient(create_app(h.app)).post(URL, content=body.encode(), headers=headers)
+    assert r.status_code == 200 and r.json()["status"] == RESERVED
+    svc = OrderService(h.engine)
+    (listed,) = svc.list_orders()
+    d = svc.show(listed["id"])
+    assert (d["status"], d["source"], d["channel"]) == ("routed", "webhook", "shop")
+    assert [(a["location"], a["qty_reserved"]) for a in d["allocations"]] == [("wh", 2)]
+    assert d["lines"][0]["unit_price_minor"] > 0  # the channel's price, in minor units

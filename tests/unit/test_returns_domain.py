@@ -167,8 +167,10 @@ def test_status_and_refund_state_flow_buyer_fault() -> None:
     assert (r.status, r.refund_state) == (RmaStatus.GRADED, RefundState.DUE)
     # value 5000 − 15 % (750) − label 500
     assert r.refund_due_minor() == 3750
-    with pytest.raises(InvalidInput, match="does not match the 3750 due"):
+    with pytest.raises(InvalidInput, match="refund of 5000 exceeds the 3750 due"):
         r.mark_refunded(5000)
+    with pytest.raises(InvalidInput, match="does not match the 3750 due"):
+        r.mark_refunded(3000)
     r.mark_refunded(3750)
     assert r.refund_state is RefundState.REFUNDED and r.refunded_minor == 3750
     with pytest.raises(InvalidInput, match="closed for receiving"):

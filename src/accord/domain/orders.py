@@ -11,6 +11,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from accord.domain.errors import InvalidInput, NotFound
@@ -18,6 +19,7 @@ from accord.domain.errors import InvalidInput, NotFound
 
 class OrderStatus(StrEnum):
     PLACED = "placed"
+    HELD = "held"  # a channel order Accord cannot take yet (unknown SKU, unconfigured channel): kept, releasable
     RESERVED = "reserved"  # stock committed at once so every other channel drops
     ROUTED = "routed"  # fulfilling locations chosen
     PARTIALLY_SHIPPED = "partially_shipped"
@@ -31,7 +33,9 @@ S = OrderStatus
 
 # from → the states it may move to
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PLACED: frozenset({S.RESERVED, S.CANCELLED}),
+    S.PLACED: frozenset({S.RESERVED, S.HELD, S.CANCELLED}),
+    # released once the cause is fixed: reserved (then routed), or cancelled when stock is short
+    S.HELD: frozenset({S.RESERVED, S.CANCELLED}),
     S.RESERVED: frozenset({S.ROUTED, S.CANCELLED}),
     # routed → routed is a re-route (a location failed to ship, or batch re-optimisation moved it)
     S.ROUTED: frozenset({S.ROUTED, S.PARTIALLY_SHIPPED, S.SHIPPED, S.CANCELLED}),
@@ -47,6 +51,7 @@ TERMINAL: frozenset[OrderStatus] = frozenset(s for s, nxt in TRANSITIONS.items()
 
 ORDER_EVENTS: dict[OrderStatus, str] = {
     S.PLACED: "OrderPlaced",
+    S.HELD: "OrderHeld",
     S.RESERVED: "OrderReserved",
     S.ROUTED: "OrderRouted",
     S.PARTIALLY_SHIPPED: "OrderPartiallyShipped",
@@ -163,6 +168,9 @@ class Order:
         self.history.append(t)
         return t
 
+    def hold(self, at: datetime, reason: str) -> OrderTransition:
+        return self._move(S.HELD, at, reason)
+
     def reserve(self, at: datetime) -> OrderTransition:
         return self._move(S.RESERVED, at)
 
@@ -242,6 +250,31 @@ def new_order(
     return order, t
 
 
+# ── money ────────────────────────────────────────────────────────────────────
+
+# ISO 4217 minor-unit exponents that differ from 2
+_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND"), 0),
+    **dict.fromkeys(("VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+def currency_exponent(currency: str | None) -> int:
+    return _EXPONENTS.get((currency or "").upper(), 2)
+
+
+def to_minor(amount: Decimal, currency: str | None) -> int:
+    """A price in major units (``Decimal('12.34')``) as minor units of ``currency`` (1234), half-up."""
+    if not amount.is_finite():
+        raise InvalidInput(f"not a price: {amount}")
+    return int(amount.scaleb(currency_exponent(currency)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def from_minor(minor: int, currency: str | None) -> Decimal:
+    return Decimal(minor).scaleb(-currency_exponent(currency))
+
+
 # ── SLA ──────────────────────────────────────────────────────────────────────
 
 
@@ -289,7 +322,7 @@ class SlaAssessment:
 
 def evaluate_sla(order: Order, now: datetime, policy: SlaPolicy) -> SlaAssessment:
     remaining = order.ship_by - now
-    if order.fully_shipped:
+    if order.shipments and order.fully_shipped:
         last = order.last_shipped_at
         assert last is not None
         state = SlaState.MET if last <= order.ship_by else SlaState.MISSED

@@ -48,6 +48,7 @@ class ReturnPolicy:
     return_shipping_paid_by: Payer = Payer.SELLER
     restocking_fee_pct: int = 0  # of the returned goods' value, buyer-fault returns only
     return_label_cost_minor: int = 0  # deducted from the refund when the buyer pays return shipping
+    refund_requires_receipt: bool = True  # False: refund on request (returnless), before the units come back
 
     def check(self) -> None:
         if not self.name or not self.region:
@@ -79,6 +80,17 @@ class RefundState(StrEnum):
     NOT_DUE = "not_due"  # nothing graded yet
     DUE = "due"  # amount known, not yet paid back
     REFUNDED = "refunded"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundBreakdown:
+    """What an RMA refunds, in minor units: the returned units' value less the buyer-fault deductions."""
+
+    units: int
+    value_minor: int
+    restocking_fee_minor: int
+    return_shipping_minor: int
+    due_minor: int
 
 
 class Grade(StrEnum):
@@ -194,19 +206,46 @@ class Rma:
                 self.refund_state = RefundState.DUE
 
     # ── money ──────────────────────────────────────────────────────────────
-    def refund_due_minor(self) -> int:
-        """Value of the received units, less the restocking fee and return label when the buyer is at fault."""
-        value = sum(ln.unit_price_minor * ln.qty_received for ln in self.lines.values())
+    @property
+    def refundable_now(self) -> bool:
+        """Due after grading; on request already when the policy does not require the units back first."""
+        if self.refund_state is RefundState.DUE:
+            return True
+        return self.refund_state is RefundState.NOT_DUE and not self.policy.refund_requires_receipt
+
+    def refund_breakdown(self) -> RefundBreakdown:
+        """Unit price × units refunded (received ones; requested ones when the policy refunds on request), less
+        the restocking fee and the return label when the buyer is at fault (changed mind) and pays return shipping.
+        """
+        by_receipt = self.policy.refund_requires_receipt or self.refund_state is RefundState.DUE
+        units = sum(ln.qty_received if by_receipt else ln.qty_requested for ln in self.lines.values())
+        value = sum(
+            ln.unit_price_minor * (ln.qty_received if by_receipt else ln.qty_requested) for ln in self.lines.values()
+        )
         if self.reason.seller_fault or value == 0:
-            return value
+            return RefundBreakdown(units, value, 0, 0, value)
         fee = value * self.policy.restocking_fee_pct // 100
         label = self.policy.return_label_cost_minor if self.policy.return_shipping_paid_by is Payer.BUYER else 0
-        return max(0, value - fee - label)
+        label = min(label, value - fee)
+        return RefundBreakdown(units, value, fee, label, value - fee - label)
+
+    def refund_due_minor(self) -> int:
+        """Value of the refunded units, less the restocking fee and return label when the buyer is at fault."""
+        return self.refund_breakdown().due_minor
 
     def mark_refunded(self, amount_minor: int) -> None:
-        if self.refund_state is not RefundState.DUE:
-            raise InvalidInput(f"RMA {self.id}: refund is {self.refund_state.value}, not due")
+        if self.refund_state is RefundState.REFUNDED:
+            raise InvalidInput(f"RMA {self.id}: already refunded ({self.refunded_minor})")
+        if not self.refundable_now:
+            raise InvalidInput(
+                f"RMA {self.id}: refund is {self.refund_state.value}, not due: policy {self.policy.name!r} refunds "
+                "only once the units are received and graded"
+            )
         due = self.refund_due_minor()
+        if not isinstance(amount_minor, int) or isinstance(amount_minor, bool) or amount_minor < 0:
+            raise InvalidInput(f"RMA {self.id}: refund must be a whole number of minor units ≥ 0, got {amount_minor!r}")
+        if amount_minor > due:
+            raise InvalidInput(f"RMA {self.id}: refund of {amount_minor} exceeds the {due} due for the returned units")
         if amount_minor != due:
             raise InvalidInput(f"RMA {self.id}: refund of {amount_minor} does not match the {due} due")
         self.refunded_minor = amount_minor

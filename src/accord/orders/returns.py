@@ -2,6 +2,11 @@
 
 Each step is one transaction: the RMA rows, the ledger movements the domain plans (``Engine.move_batch_in``) and
 the outbox event. Received units go RECEIVE + QUARANTINE in one batch, so nothing is sellable before inspection.
+
+Money: an RMA's refund (unit prices × units, less the buyer-fault restocking fee and return label) is pending on
+its order from the moment it is due (after grading, or on request under a returnless policy) until it is refunded;
+the order's ``refund_state`` (none → pending → refunded), pending and refunded amounts follow in the same
+transaction, and no refund may exceed what the order's lines were paid.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import sqlalchemy as sa
 
 from accord.app.engine import Engine
 from accord.domain import events as ev
-from accord.domain.errors import AlreadyExists, NotFound
+from accord.domain.errors import AlreadyExists, InvalidInput, NotFound
 from accord.domain.orders import OrderStatus
 from accord.domain.returns import (
     RMA_EVENTS,
@@ -49,6 +54,7 @@ def policy_dict(p: ReturnPolicy) -> dict[str, Any]:
         "return_shipping_paid_by": p.return_shipping_paid_by.value,
         "restocking_fee_pct": p.restocking_fee_pct,
         "return_label_cost_minor": p.return_label_cost_minor,
+        "refund_requires_receipt": p.refund_requires_receipt,
     }
 
 
@@ -60,7 +66,15 @@ def _policy(d: Mapping[str, Any]) -> ReturnPolicy:
         Payer(d["return_shipping_paid_by"]),
         int(d["restocking_fee_pct"]),
         int(d["return_label_cost_minor"]),
+        bool(d.get("refund_requires_receipt", True)),
     )
+
+
+def order_refund_state(pending_minor: int, refunded_minor: int) -> str:
+    """none → pending (money due back, not yet paid) → refunded."""
+    if pending_minor > 0:
+        return "pending"
+    return "refunded" if refunded_minor > 0 else "none"
 
 
 class ReturnService:
@@ -117,8 +131,65 @@ class ReturnService:
             int(r["seq"]),
         )
 
+    @staticmethod
+    def _pending_of(rma: Rma, stored_due: int) -> int:
+        """What this RMA adds to its order's pending refund: its due amount while refundable and not refunded."""
+        return stored_due if rma.refundable_now else 0
+
+    def _order_money(self, tx: Tx, order_id: str, pending_delta: int, refunded_delta: int, now: int) -> None:
+        o = ot.orders
+        row = self.sql.row(tx, sa.select(o.c.refund_pending_minor, o.c.refunded_minor).where(o.c.id == order_id))
+        assert row is not None
+        pending = max(0, int(row["refund_pending_minor"]) + pending_delta)
+        refunded = int(row["refunded_minor"]) + refunded_delta
+        self.sql.run(
+            tx,
+            sa.update(o)
+            .where(o.c.id == order_id)
+            .values(
+                refund_pending_minor=pending,
+                refunded_minor=refunded,
+                refund_state=order_refund_state(pending, refunded),
+                updated_at=now,
+            ),
+        )
+
+    def _paid(self, tx: Tx, order_id: str) -> tuple[int, int, str | None]:
+        """(paid, refunded so far, currency) of an order, in minor units."""
+        ol, o = ot.order_lines, ot.orders
+        paid = sum(
+            int(r["qty"]) * int(r["unit_price_minor"])
+            for r in self.sql.rows(tx, sa.select(ol.c.qty, ol.c.unit_price_minor).where(ol.c.order_id == order_id))
+        )
+        row = self.sql.row(tx, sa.select(o.c.refunded_minor, o.c.currency).where(o.c.id == order_id))
+        assert row is not None
+        return paid, int(row["refunded_minor"]), row["currency"]
+
+    def _currency(self, tx: Tx, order_id: str) -> str | None:
+        o = ot.orders
+        row = self.sql.row(tx, sa.select(o.c.currency).where(o.c.id == order_id))
+        return None if row is None else row["currency"]
+
     def _save(self, tx: Tx, rma: Rma, now: int) -> None:
-        due = rma.refund_due_minor() if rma.refund_state is not RefundState.NOT_DUE else 0
+        before = self.sql.row(
+            tx, sa.select(ot.rmas.c.refund_state, ot.rmas.c.refund_due_minor).where(ot.rmas.c.id == rma.id)
+        )
+        assert before is not None
+        old_state = RefundState(before["refund_state"])
+        old_pending = 0
+        if old_state is RefundState.DUE or (
+            old_state is RefundState.NOT_DUE and not rma.policy.refund_requires_receipt
+        ):
+            old_pending = int(before["refund_due_minor"])
+        if rma.refund_state is RefundState.REFUNDED:
+            due = rma.refunded_minor
+        elif rma.refundable_now:
+            due = rma.refund_due_minor()
+        else:
+            due = 0
+        new_pending = self._pending_of(rma, due)
+        if new_pending != old_pending:
+            self._order_money(tx, rma.order_id, new_pending - old_pending, 0, now)
         self.sql.run(
             tx,
             sa.update(ot.rmas)
@@ -139,7 +210,7 @@ class ReturnService:
             vals.update({col: ln.graded.get(g, 0) for g, col in GRADE_COLUMNS.items()})
             self.sql.run(tx, sa.update(rl).where(rl.c.rma_id == rma.id, rl.c.sku_id == ln.sku).values(**vals))
 
-    def _event(self, name: str, rma: Rma, **data: Any) -> ev.Event:
+    def _event(self, name: str, rma: Rma, currency: str | None = None, **data: Any) -> ev.Event:
         return ev.Event(
             RMA_EVENTS[name],
             rma.id,
@@ -149,6 +220,7 @@ class ReturnService:
                 "channel": rma.channel,
                 "status": rma.status.value,
                 "refund_state": rma.refund_state.value,
+                "currency": currency,
                 **data,
             },
         )
@@ -248,9 +320,23 @@ class ReturnService:
                         **{col: 0 for col in GRADE_COLUMNS.values()},
                     ),
                 )
+            self._save(tx, rma, now)  # a returnless policy makes the refund pending on the order at once
             items_data = [{"sku": ln.sku, "qty": ln.qty_requested} for ln in rma.lines.values()]
+            due = rma.refund_due_minor() if rma.refundable_now else None
             self._emit(
-                tx, [self._event("requested", rma, policy=rma.policy.name, region=region, items=items_data)], now
+                tx,
+                [
+                    self._event(
+                        "requested",
+                        rma,
+                        o["currency"],
+                        policy=rma.policy.name,
+                        region=region,
+                        items=items_data,
+                        refund_due_minor=due,
+                    )
+                ],
+                now,
             )
         return self.show(rid)
 
@@ -262,7 +348,11 @@ class ReturnService:
             now = self.engine.clock.now_ms()
             self.engine.move_batch_in(tx, moves)
             self._save(tx, rma, now)
-            self._emit(tx, [self._event("received", rma, sku=sku, qty=qty, location=location)], now)
+            self._emit(
+                tx,
+                [self._event("received", rma, self._currency(tx, rma.order_id), sku=sku, qty=qty, location=location)],
+                now,
+            )
         return self.show(rma_id)
 
     def grade(self, rma_id: str, sku: str, qty: int, grade: Grade) -> dict[str, Any]:
@@ -279,7 +369,14 @@ class ReturnService:
                 tx,
                 [
                     self._event(
-                        "graded", rma, sku=sku, qty=qty, grade=grade.value, location=line.location, refund_due_minor=due
+                        "graded",
+                        rma,
+                        self._currency(tx, rma.order_id),
+                        sku=sku,
+                        qty=qty,
+                        grade=grade.value,
+                        location=line.location,
+                        refund_due_minor=due,
                     )
                 ],
                 now,
@@ -294,17 +391,36 @@ class ReturnService:
             now = self.engine.clock.now_ms()
             self.engine.move_batch_in(tx, moves)
             self._save(tx, rma, now)
-            self._emit(tx, [self._event("graded", rma, sku=sku, qty=qty, grade="refurbished-released")], now)
+            self._emit(
+                tx,
+                [
+                    self._event(
+                        "graded", rma, self._currency(tx, rma.order_id), sku=sku, qty=qty, grade="refurbished-released"
+                    )
+                ],
+                now,
+            )
         return self.show(rma_id)
 
     def refund(self, rma_id: str, amount_minor: int | None = None) -> dict[str, Any]:
+        """Pay back what the RMA's policy says is due (default: all of it). Rejected, writing nothing, before the
+        return is received and graded (unless the policy refunds on request), when it exceeds the amount due, or
+        when it exceeds what is left of what the order was paid."""
         with self.db.tx() as tx:
             rma = self._load(tx, rma_id, lock=True)
+            self.sql.row(tx, self.sql.lock(sa.select(ot.orders.c.id).where(ot.orders.c.id == rma.order_id)))
             amount = rma.refund_due_minor() if amount_minor is None else amount_minor
             rma.mark_refunded(amount)
+            paid, refunded, currency = self._paid(tx, rma.order_id)
+            if amount > paid - refunded:
+                raise InvalidInput(
+                    f"RMA {rma_id}: refund of {amount} is more than is left of what order {rma.order_id} was paid "
+                    f"({paid} paid, {refunded} refunded already)"
+                )
             now = self.engine.clock.now_ms()
             self._save(tx, rma, now)
-            self._emit(tx, [self._event("refunded", rma, amount_minor=amount)], now)
+            self._order_money(tx, rma.order_id, 0, amount, now)
+            self._emit(tx, [self._event("refunded", rma, currency, amount_minor=amount)], now)
         return self.show(rma_id)
 
     def show(self, rma_id: str) -> dict[str, Any]:
@@ -313,7 +429,9 @@ class ReturnService:
             row = self.sql.row(
                 tx, sa.select(ot.rmas.c.region, ot.rmas.c.refund_due_minor).where(ot.rmas.c.id == rma_id)
             )
+            currency = self._currency(tx, rma.order_id)
         assert row is not None
+        bd = rma.refund_breakdown()
         return {
             "id": rma.id,
             "order_id": rma.order_id,
@@ -325,6 +443,15 @@ class ReturnService:
             "refund_state": rma.refund_state.value,
             "refund_due_minor": row["refund_due_minor"],
             "refunded_minor": rma.refunded_minor,
+            "currency": currency,
+            "refund": {
+                "units": bd.units,
+                "value_minor": bd.value_minor,
+                "restocking_fee_minor": bd.restocking_fee_minor,
+                "return_shipping_minor": bd.return_shipping_minor,
+                "due_minor": bd.due_minor,
+                "requires_receipt": rma.policy.refund_requires_receipt,
+            },
             "requested_at": to_ms(rma.requested_at),
             "lines": [
                 {

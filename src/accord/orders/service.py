@@ -6,8 +6,8 @@ Every use case is one database transaction holding the order rows, the ledger mo
 Placement builds on channel sync's ingestion (``accord.sync.orders.OrderIngestor``): the order is recorded in
 ``channel_orders`` and its stock reserved exactly as a webhook or polled order would be, then this service adds the
 lifecycle rows and routes it in the same transaction. Reservations moved by routing are a RELEASE + RESERVE batch.
-Ship confirmations are written as ``OrderShipmentRecorded`` outbox events (and ``shipments.confirm_state =
-pending``): the channel connector sends them from the sync worker — not wired yet.
+Ship confirmations are queued in ``channel_shipments`` (``accord.orders.shipments.ShipmentOutbox``) in the ship
+transaction; the sync worker sends them through the channel's connector and ``shipments.confirm_state`` follows.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from accord.app.engine import Config, Engine
-from accord.connectors.base import ChannelOrder
+from accord.connectors.base import ChannelOrder, ShipmentConfirmation, ShipmentLine, ms_from_datetime
 from accord.connectors.base import OrderLine as ChannelOrderLine
 from accord.domain import events as ev
 from accord.domain.availability import LocationKind
@@ -42,10 +43,14 @@ from accord.domain.orders import (
     channel_health,
     check_transition,
     evaluate_sla,
+    from_minor,
     new_order,
     ship_by_for,
+    to_minor,
 )
 from accord.domain.orders import Shipment as DomainShipment
+from accord.orders.returns import order_refund_state
+from accord.orders.shipments import ShipmentOutbox
 from accord.orders.store import Sql, dumps, to_dt, to_ms
 from accord.routing import (
     Allocation,
@@ -64,11 +69,14 @@ from accord.store import schema as t
 from accord.store import sync_tables as st
 from accord.store.db import Tx
 from accord.sync.orders import CANCELLED as INGEST_CANCELLED
+from accord.sync.orders import HELD as INGEST_HELD
 from accord.sync.orders import RESERVED as INGEST_RESERVED
-from accord.sync.orders import OrderIngestor
+from accord.sync.orders import Ingested, OrderIngestor
 
 S = OrderStatus
-OPEN = (S.PLACED, S.RESERVED, S.ROUTED, S.PARTIALLY_SHIPPED)
+b = sa.bindparam
+OPEN = (S.PLACED, S.HELD, S.RESERVED, S.ROUTED, S.PARTIALLY_SHIPPED)
+API_SOURCE = "api"
 MAX_LINES = 500
 MAX_REOPTIMISE = 2_000
 SHIPMENT_RECORDED = "OrderShipmentRecorded"  # for the channel connector: carrier + tracking back to the channel
@@ -129,6 +137,7 @@ class PlaceOrder:
     placed_at_ms: int | None = None
     ship_by_ms: int | None = None
     destination: Destination | None = None
+    currency: str | None = None  # of the unit prices; the channel's currency when absent
 
 
 @dataclass(slots=True)
@@ -137,6 +146,28 @@ class _Loaded:
     order: Order
     lines: list[dict[str, Any]]
     allocs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a lifecycle step left: the order's status, placement time and shipments (location, shipped at ms)."""
+
+    order_id: str
+    channel: str
+    status: str
+    placed_at_ms: int
+    shipments: tuple[tuple[str, int], ...]
+
+    @staticmethod
+    def of(lo: _Loaded) -> Summary:
+        o = lo.order
+        return Summary(
+            o.id,
+            o.channel,
+            o.status.value,
+            int(lo.row["placed_at"]),
+            tuple((s.location, to_ms(s.shipped_at)) for s in o.shipments),
+        )
 
 
 def _sum_by(items: Iterable[tuple[Any, int]]) -> dict[Any, int]:
@@ -155,14 +186,22 @@ class OrderService:
         self.sql = Sql(self.db)
         self.router_config = router_config or RouterConfig()
         self._ingestor: OrderIngestor | None = None
+        self._shipments: ShipmentOutbox | None = None
 
     # ------------------------------------------------------------------ helpers
 
     @property
     def ingestor(self) -> OrderIngestor:
         if self._ingestor is None:
-            self._ingestor = OrderIngestor(self.engine, self.db)
+            self._ingestor = OrderIngestor(self.engine, self.db, adopter=self)
         return self._ingestor
+
+    @property
+    def shipments(self) -> ShipmentOutbox:
+        """The queue of ship confirmations the sync worker sends back to channels."""
+        if self._shipments is None:
+            self._shipments = ShipmentOutbox(self.db)
+        return self._shipments
 
     def _now(self) -> int:
         return self.engine.clock.now_ms()
@@ -185,7 +224,7 @@ class OrderService:
         return ev.Event(tr.event, tr.order_id, data)
 
     def _sla_policy(self, tx: Tx, channel: str) -> SlaPolicy:
-        r = self.sql.row(tx, sa.select(ot.sla_policies).where(ot.sla_policies.c.channel_id == channel))
+        r = self.sql.fetch_one(tx, "sla_policy", _q_sla_policy, {"ch": channel})
         return SlaPolicy() if r is None else SlaPolicy(r["handling_hours"], r["at_risk_hours"])
 
     # ------------------------------------------------------------------ configuration
@@ -251,8 +290,8 @@ class OrderService:
 
     def network(self, tx: Tx, cfg: Config) -> Network:
         """The routing network from the engine's locations and channels plus the routing config tables."""
-        geo = {r["location_id"]: r for r in self.sql.rows(tx, sa.select(ot.routing_locations))}
-        chans = {r["channel_id"]: r for r in self.sql.rows(tx, sa.select(ot.routing_channels))}
+        geo = {r["location_id"]: r for r in self.sql.fetch(tx, "routing_locations", _q_routing_locations, {})}
+        chans = {r["channel_id"]: r for r in self.sql.fetch(tx, "routing_channels", _q_routing_channels, {})}
         locs: dict[str, RouteLocation] = {}
         for loc in cfg.locations.values():
             g = geo.get(loc.id)
@@ -278,15 +317,16 @@ class OrderService:
         return Network(locs, rules)
 
     def _promise_days(self, tx: Tx, channel: str) -> float:
-        rc = ot.routing_channels
-        r = self.sql.row(tx, sa.select(rc.c.promise_days).where(rc.c.channel_id == channel))
+        r = self.sql.fetch_one(tx, "promise_days", _q_promise_days, {"ch": channel})
         return 3.0 if r is None else float(r["promise_days"])
 
     # ------------------------------------------------------------------ loading
 
     def _load(self, tx: Tx, order_id: str, *, lock: bool = False) -> _Loaded:
-        q = sa.select(ot.orders).where(ot.orders.c.id == order_id)
-        row = self.sql.row(tx, self.sql.lock(q) if lock else q)
+        if lock:
+            row = self.sql.fetch_one(tx, "order.lock", lambda: self.sql.lock(_q_order()), {"id": order_id})
+        else:
+            row = self.sql.fetch_one(tx, "order", _q_order, {"id": order_id})
         if row is None:
             raise NotFound("order", order_id)
         return self._assemble([row], tx)[0]
@@ -294,13 +334,24 @@ class OrderService:
     def _assemble(self, rows: list[dict[str, Any]], tx: Tx) -> list[_Loaded]:
         ids = [r["id"] for r in rows]
         lines: dict[str, list[dict[str, Any]]] = {}
-        for r in self.sql.rows_in(tx, ot.order_lines, "order_id", ids, ot.order_lines.c.seq):
-            lines.setdefault(r["order_id"], []).append(r)
         allocs: dict[str, list[dict[str, Any]]] = {}
-        for r in self.sql.rows_in(tx, ot.order_allocations, "order_id", ids):
+        if len(ids) == 1:  # one order (every use case): prepared statements, the same rows in the same order
+            one = {"oid": ids[0]}
+            line_rows = self.sql.fetch(tx, "order_lines", _q_order_lines, one)
+            alloc_rows = self.sql.fetch(tx, "order_allocations", _q_order_allocations, one)
+            ship_rows = self.sql.fetch(tx, "order_shipments", _q_order_shipments, one)
+        else:
+            line_rows = self.sql.rows_in(tx, ot.order_lines, "order_id", ids, ot.order_lines.c.seq)
+            alloc_rows = self.sql.rows_in(tx, ot.order_allocations, "order_id", ids)
+            ship_rows = self.sql.rows_in(
+                tx, ot.shipments, "order_id", ids, ot.shipments.c.shipped_at, ot.shipments.c.id
+            )
+        for r in line_rows:
+            lines.setdefault(r["order_id"], []).append(r)
+        for r in alloc_rows:
             allocs.setdefault(r["order_id"], []).append(r)
         ships: dict[str, list[DomainShipment]] = {}
-        for r in self.sql.rows_in(tx, ot.shipments, "order_id", ids, ot.shipments.c.shipped_at, ot.shipments.c.id):
+        for r in ship_rows:
             ships.setdefault(r["order_id"], []).append(
                 DomainShipment(
                     r["id"],
@@ -338,12 +389,14 @@ class OrderService:
             vals["cancelled_at"] = to_ms(o.cancelled_at)
         if o.delivered_at is not None:
             vals["delivered_at"] = to_ms(o.delivered_at)
-        self.sql.run(tx, sa.update(ot.orders).where(ot.orders.c.id == o.id).values(**vals))
+        cols = tuple(vals)
+        self.sql.exec(tx, "order.status:" + ",".join(cols), lambda: _q_order_update(cols), {**vals, "_id": o.id})
 
     # ------------------------------------------------------------------ place
 
     def place(self, cmd: PlaceOrder) -> dict[str, Any]:
-        """PlaceOrder: validate, record, reserve at once (ledger, same transaction), route. Returns ``show``."""
+        """PlaceOrder: validate, then the same intake as a channel's order (``OrderIngestor`` with this service
+        as its adopter): record, reserve at once (ledger, same transaction), route. Returns ``show``."""
         cfg = self.engine.config()
         if not cmd.lines:
             raise InvalidInput("order has no lines")
@@ -360,13 +413,15 @@ class OrderService:
             -90 <= cmd.destination.lat <= 90 and -180 <= cmd.destination.lon <= 180
         ):
             raise InvalidInput("destination coordinates out of range")
+        if cmd.currency is not None and not (len(cmd.currency) == 3 and cmd.currency.isalpha()):
+            raise InvalidInput(f"currency must be a three-letter ISO 4217 code, got {cmd.currency!r}")
         with self.db.tx() as tx:
             skus = {ln.sku for ln in lines}
             known = {r["id"] for r in self.sql.rows(tx, sa.select(t.skus.c.id).where(t.skus.c.id.in_(sorted(skus))))}
             policy = self._sla_policy(tx, cmd.channel) if cmd.channel in cfg.channels else SlaPolicy()
             placed_at = to_dt(placed_ms)
             channel_ship_by = to_dt(cmd.ship_by_ms) if cmd.ship_by_ms is not None else None
-            order, placed_tr = new_order(
+            new_order(  # validation only: unknown channel or SKU, bad quantities, ship-by before placed
                 order_id,
                 cmd.channel,
                 placed_at,
@@ -384,6 +439,8 @@ class OrderService:
                 is not None
             ):
                 raise AlreadyExists(f"order {order_id!r} already exists on {cmd.channel}")
+            currency = (cmd.currency or cfg.channels[cmd.channel].currency).upper()
+            dest = cmd.destination
             ingested = self.ingestor.ingest(
                 tx,
                 cmd.channel,
@@ -391,93 +448,191 @@ class OrderService:
                     order_id,
                     placed_at,
                     "placed",
-                    tuple(ChannelOrderLine(ln.sku, ln.qty, None, ln.line_id) for ln in lines),
+                    tuple(
+                        ChannelOrderLine(ln.sku, ln.qty, from_minor(pl.unit_price_minor, currency), ln.line_id)
+                        for ln, pl in zip(lines, cmd.lines, strict=True)
+                    ),
+                    currency=currency,
+                    ship_by=channel_ship_by,
+                    ship_to_region=dest.region if dest else None,
+                    ship_to_lat=dest.lat if dest else None,
+                    ship_to_lon=dest.lon if dest else None,
                 ),
-                "api",
+                API_SOURCE,
             )
-            dest = cmd.destination or self._default_destination(tx, cfg, cmd.channel)
-            self.sql.run(
-                tx,
-                sa.insert(o).values(
-                    id=order_id,
-                    channel_id=cmd.channel,
-                    channel_order_id=order_id,
-                    status=S.PLACED.value,
-                    placed_at=placed_ms,
-                    ship_by=to_ms(order.ship_by),
+            if ingested.status not in (INGEST_RESERVED, INGEST_CANCELLED):  # pragma: no cover - validated above
+                raise InvalidInput(f"order {order_id} could not be placed: {ingested.reason}")
+        return self.show(order_id)
+
+    # ------------------------------------------------------------------ intake (adopting channel orders)
+
+    def adopting_ingestor(self) -> OrderIngestor:
+        """The channel-order intake that makes every ingested order a lifecycle order (webhooks, polling)."""
+        return self.ingestor
+
+    def _lifecycle_id(self, tx: Tx, channel: str, channel_order_id: str, source: str) -> str:
+        """API orders keep their id; a channel's order is ``channel:channel_order_id`` (a fresh id if taken)."""
+        oid = channel_order_id if source == API_SOURCE else f"{channel}:{channel_order_id}"
+        if len(oid) > 200 or self.sql.fetch_one(tx, "order.exists", _q_order_exists, {"id": oid}) is not None:
+            oid = self.engine.ids.new("ORD")
+        return oid
+
+    def adopt(self, tx: Tx, channel: str, order: ChannelOrder, source: str, ingested: Ingested) -> None:
+        """``OrderAdopter``: the lifecycle order for a channel order just recorded (and reserved) by the ingestor,
+        in its transaction: placed → reserved → routed, placed → cancelled (stock short; the cancellation is queued
+        for the channel by the ingestor) or placed → held with the reason (released by ``release``)."""
+        if ingested.status not in (INGEST_RESERVED, INGEST_CANCELLED, INGEST_HELD):
+            return  # a duplicate: adopted when it was first ingested
+        cfg = self.engine.config_in(tx)
+        ch = cfg.channels.get(channel)
+        now = self._now()
+        placed_ms = ms_from_datetime(order.created_at)
+        placed_at = to_dt(placed_ms)
+        policy = self._sla_policy(tx, channel) if ch is not None else SlaPolicy()
+        ship_by = ship_by_for(placed_at, order.ship_by, policy)
+        order_id = self._lifecycle_id(tx, channel, order.channel_order_id, source)
+        currency = (order.currency or (ch.currency if ch is not None else "") or "").upper()[:3] or None
+        dest = self._destination_of(tx, cfg, channel, order)
+        self.sql.exec(
+            tx,
+            "order.insert",
+            _q_order_insert,
+            {
+                "id": order_id,
+                "channel_id": channel,
+                "channel_order_id": order.channel_order_id,
+                "status": S.PLACED.value,
+                "placed_at": placed_ms,
+                "ship_by": to_ms(ship_by),
+                "dest_region": dest.region,
+                "dest_lat": dest.lat,
+                "dest_lon": dest.lon,
+                "promise_days": self._promise_days(tx, channel),
+                "route_seq": 0,
+                "created_at": now,
+                "updated_at": now,
+                "source": source[:16],
+                "currency": currency,
+            },
+        )
+        dom_lines: list[OrderLine] = []
+        line_rows: list[dict[str, Any]] = []
+        for i, ln_json in enumerate(ingested.lines):
+            src = order.lines[i] if i < len(order.lines) else None
+            price = 0
+            if src is not None and src.unit_price is not None:
+                price = max(0, to_minor(src.unit_price, currency))
+            qty = int(ln_json["qty"])
+            dom_lines.append(OrderLine(str(ln_json["line_id"]), str(ln_json["sku"] or ""), qty))
+            line_rows.append(
+                {
+                    "order_id": order_id,
+                    "line_id": str(ln_json["line_id"]),
+                    "seq": i,
+                    "sku_id": str(ln_json["sku"] or "")[:128],
+                    "qty": qty,
+                    "unit_price_minor": price,
+                    "channel_line_id": src.line_id if src is not None else None,
+                }
+            )
+        self.sql.exec_many(tx, "order_lines.insert", _q_order_line_insert, line_rows)
+        dom = Order(order_id, channel, placed_at, tuple(dom_lines), ship_by)
+        row = self.sql.fetch_one(tx, "order", _q_order, {"id": order_id})
+        assert row is not None
+        lo = _Loaded(row, dom, self._lines_of(tx, order_id), [])
+        placed_tr = OrderTransition(order_id, S.PLACED, S.PLACED, placed_at, ORDER_EVENTS[S.PLACED])
+        placed_ev = self._transition_event(
+            row,
+            placed_tr,
+            source=source,
+            lines=[{"line_id": ln.line_id, "sku": ln.sku, "qty": ln.qty} for ln in dom_lines],
+            ship_by=to_ms(ship_by),
+        )
+        if ingested.status == INGEST_HELD:
+            reason = ingested.reason or "held"
+            tr = dom.hold(to_dt(now), reason)
+            self._save_status(tx, lo, now, hold_reason=reason)
+            self._emit(tx, [placed_ev, self._transition_event(row, tr, reason=reason)], now)
+            return
+        self._admitted(tx, cfg, lo, ingested, now, [placed_ev])
+
+    def _admitted(self, tx: Tx, cfg: Config, lo: _Loaded, ingested: Ingested, now: int, events: list[ev.Event]) -> None:
+        """After the ingestor admitted the order: cancelled by the seller when stock was short, else reserved with
+        the ingestor's allocations and routed."""
+        row = lo.row
+        if ingested.status == INGEST_CANCELLED:
+            tr = lo.order.cancel(to_dt(now), CancelReason.SELLER)
+            events.append(self._transition_event(row, tr, reason=ingested.reason))
+            self._save_status(tx, lo, now, hold_reason=None)
+            self._emit(tx, events, now)
+            return
+        self.sql.exec_many(
+            tx,
+            "order_allocations.insert",
+            _q_alloc_insert,
+            [
+                {
+                    "order_id": row["id"],
+                    "line_id": ln_json["line_id"],
+                    "location_id": loc,
+                    "sku_id": ln_json["sku"],
+                    "qty_reserved": int(q),
+                    "qty_shipped": 0,
+                }
+                for ln_json in ingested.lines
+                for loc, q in ln_json["allocations"].items()
+            ],
+        )
+        lo.allocs = self.sql.fetch(tx, "order_allocations", _q_order_allocations, {"oid": row["id"]})
+        tr = lo.order.reserve(to_dt(now))
+        events.append(self._transition_event(row, tr, reservations=self._alloc_json(lo.allocs, reserved_only=True)))
+        self._save_status(tx, lo, now, hold_reason=None)
+        self._emit(tx, events, now)
+        self._route_in(tx, cfg, lo, now, cause="placed")
+
+    def release(self, order_id: str) -> dict[str, Any]:
+        """A held order whose cause is fixed (SKU added to the catalogue, channel configured): reserve and route it,
+        or cancel it when stock is short (queued back to the channel). Still held → a clear error, nothing written."""
+        with self.db.tx() as tx:
+            lo = self._load(tx, order_id, lock=True)
+            if lo.order.status is not S.HELD:
+                raise InvalidInput(f"order {order_id} is {lo.order.status.value}, not held: nothing to release")
+            r = lo.row
+            ingested = self.ingestor.readmit(tx, r["channel_id"], r["channel_order_id"])
+            if ingested.status == INGEST_HELD:
+                raise InvalidInput(f"order {order_id} is still held: {ingested.reason}")
+            cfg = self.engine.config_in(tx)
+            now = self._now()
+            if not r["dest_region"]:  # held before its channel was configured: place the buyer now
+                dest = self._default_destination(tx, cfg, r["channel_id"])
+                self._save_status(
+                    tx,
+                    lo,
+                    now,
                     dest_region=dest.region,
                     dest_lat=dest.lat,
                     dest_lon=dest.lon,
-                    promise_days=self._promise_days(tx, cmd.channel),
-                    route_seq=0,
-                    created_at=now,
-                    updated_at=now,
-                ),
-            )
-            for i, (ln, pl) in enumerate(zip(lines, cmd.lines, strict=True)):
-                self.sql.run(
-                    tx,
-                    sa.insert(ot.order_lines).values(
-                        order_id=order_id,
-                        line_id=ln.line_id,
-                        seq=i,
-                        sku_id=ln.sku,
-                        qty=ln.qty,
-                        unit_price_minor=pl.unit_price_minor,
-                    ),
+                    promise_days=self._promise_days(tx, r["channel_id"]),
+                    currency=r["currency"] or cfg.channels[r["channel_id"]].currency,
                 )
-            row = self.sql.row(tx, sa.select(o).where(o.c.id == order_id))
-            assert row is not None
-            lo = _Loaded(row, order, [], [])
-            events = [
-                self._transition_event(
-                    row,
-                    placed_tr,
-                    lines=[{"line_id": ln.line_id, "sku": ln.sku, "qty": ln.qty} for ln in lines],
-                    ship_by=to_ms(order.ship_by),
-                )
-            ]
-            if ingested.status == INGEST_CANCELLED:
-                tr = order.cancel(to_dt(now), CancelReason.SELLER)
-                events.append(self._transition_event(row, tr, reason=ingested.reason))
-                self._save_status(tx, lo, now)
-                self._emit(tx, events, now)
-            elif ingested.status == INGEST_RESERVED:
-                lo.lines = self.sql.rows(
-                    tx,
-                    sa.select(ot.order_lines)
-                    .where(ot.order_lines.c.order_id == order_id)
-                    .order_by(ot.order_lines.c.seq),
-                )
-                ing = self.sql.row(
-                    tx, sa.select(co.c.lines).where(co.c.channel_id == cmd.channel, co.c.channel_order_id == order_id)
-                )
-                assert ing is not None
-                for ln_json in orjson.loads(ing["lines"]):
-                    for loc, q in ln_json["allocations"].items():
-                        self.sql.run(
-                            tx,
-                            sa.insert(ot.order_allocations).values(
-                                order_id=order_id,
-                                line_id=ln_json["line_id"],
-                                location_id=loc,
-                                sku_id=ln_json["sku"],
-                                qty_reserved=int(q),
-                                qty_shipped=0,
-                            ),
-                        )
-                lo.allocs = self.sql.rows(
-                    tx, sa.select(ot.order_allocations).where(ot.order_allocations.c.order_id == order_id)
-                )
-                tr = order.reserve(to_dt(now))
-                events.append(
-                    self._transition_event(row, tr, reservations=self._alloc_json(lo.allocs, reserved_only=True))
-                )
-                self._emit(tx, events, now)
-                self._route_in(tx, cfg, lo, now, cause="placed")
-            else:  # pragma: no cover - validated above, so the ingestor never holds
-                raise InvalidInput(f"order {order_id} could not be placed: {ingested.reason}")
+                lo.row = self.sql.row(tx, sa.select(ot.orders).where(ot.orders.c.id == order_id)) or lo.row
+            self._admitted(tx, cfg, lo, ingested, now, [])
         return self.show(order_id)
+
+    def _lines_of(self, tx: Tx, order_id: str) -> list[dict[str, Any]]:
+        return self.sql.fetch(tx, "order_lines", _q_order_lines, {"oid": order_id})
+
+    def _destination_of(self, tx: Tx, cfg: Config, channel: str, order: ChannelOrder) -> Destination:
+        """The buyer's destination from the channel order; near the channel's first location when it has none."""
+        lat, lon = order.ship_to_lat, order.ship_to_lon
+        coords = (float(lat), float(lon)) if lat is not None and lon is not None else None
+        if coords is not None and not (-90 <= coords[0] <= 90 and -180 <= coords[1] <= 180):
+            coords = None
+        if channel not in cfg.channels:  # held: placed properly once the channel is configured and it is released
+            return Destination("", 0.0, 0.0)
+        default = self._default_destination(tx, cfg, channel)
+        region = (order.ship_to_region or default.region)[:32]
+        return Destination(region, *coords) if coords is not None else Destination(region, default.lat, default.lon)
 
     def _default_destination(self, tx: Tx, cfg: Config, channel: str) -> Destination:
         """No address given: assume the buyer is near the channel's first fulfilling location."""
@@ -524,14 +679,15 @@ class OrderService:
         )
 
     def _available(self, tx: Tx, skus: Iterable[str]) -> Stock:
-        b = t.balances
         wanted = sorted(set(skus))
         stock: Stock = {}
         for i in range(0, len(wanted), 500):
-            q = sa.select(b.c.sku_id, b.c.location_id, b.c.on_hand, b.c.committed).where(
-                b.c.sku_id.in_(wanted[i : i + 500])
+            chunk = wanted[i : i + 500]
+            n = len(chunk)
+            rows = self.sql.fetch(
+                tx, f"available:{n}", partial(_q_available, n), {f"s{k}": sku for k, sku in enumerate(chunk)}
             )
-            for r in self.sql.rows(tx, q):
+            for r in rows:
                 stock[(r["sku_id"], r["location_id"])] = int(r["on_hand"]) - int(r["committed"])
         return stock
 
@@ -577,7 +733,6 @@ class OrderService:
         return releases, reserves
 
     def _write_allocs(self, tx: Tx, lo: _Loaded, plan: RoutePlan) -> None:
-        oa = ot.order_allocations
         want = _sum_by(((a.line_id, a.location), a.qty) for a in plan.allocations)
         sku_of = {ln["line_id"]: ln["sku_id"] for ln in lo.lines}
         seen: set[tuple[str, str]] = set()
@@ -586,30 +741,33 @@ class OrderService:
             key = (a["line_id"], a["location_id"])
             seen.add(key)
             q = want.get(key, 0)
-            where = sa.and_(oa.c.order_id == oid, oa.c.line_id == key[0], oa.c.location_id == key[1])
+            where = {"oid": oid, "lid": key[0], "loc": key[1]}
             if q == 0 and a["qty_shipped"] == 0:
-                self.sql.run(tx, sa.delete(oa).where(where))
+                self.sql.exec(tx, "order_allocation.delete", _q_alloc_delete, where)
             elif q != a["qty_reserved"]:
-                self.sql.run(tx, sa.update(oa).where(where).values(qty_reserved=q))
-        for (line_id, loc), q in sorted(want.items()):
-            if (line_id, loc) not in seen and q > 0:
-                self.sql.run(
-                    tx,
-                    sa.insert(oa).values(
-                        order_id=oid,
-                        line_id=line_id,
-                        location_id=loc,
-                        sku_id=sku_of[line_id],
-                        qty_reserved=q,
-                        qty_shipped=0,
-                    ),
-                )
-        lo.allocs = self.sql.rows(tx, sa.select(oa).where(oa.c.order_id == oid))
+                self.sql.exec(tx, "order_allocation.reserved", _q_alloc_reserved, {**where, "qr": q})
+        self.sql.exec_many(
+            tx,
+            "order_allocations.insert",
+            _q_alloc_insert,
+            [
+                {
+                    "order_id": oid,
+                    "line_id": line_id,
+                    "location_id": loc,
+                    "sku_id": sku_of[line_id],
+                    "qty_reserved": q,
+                    "qty_shipped": 0,
+                }
+                for (line_id, loc), q in sorted(want.items())
+                if (line_id, loc) not in seen and q > 0
+            ],
+        )
+        lo.allocs = self.sql.fetch(tx, "order_allocations", _q_order_allocations, {"oid": oid})
         self._sync_channel_order_lines(tx, lo)
 
     def _sync_channel_order_lines(self, tx: Tx, lo: _Loaded) -> None:
         """Keep channel sync's view of the order (its lines' allocations) equal to the reservations held."""
-        co = st.channel_orders
         r = lo.row
         by_line: dict[str, dict[str, int]] = {}
         for a in lo.allocs:
@@ -624,37 +782,39 @@ class OrderService:
             }
             for ln in lo.lines
         ]
-        self.sql.run(
+        self.sql.exec(
             tx,
-            sa.update(co)
-            .where(co.c.channel_id == r["channel_id"], co.c.channel_order_id == r["channel_order_id"])
-            .values(lines=dumps(lines), updated_at=self._now()),
+            "channel_order.lines",
+            _q_channel_order_lines,
+            {"ch": r["channel_id"], "coid": r["channel_order_id"], "lines": dumps(lines), "at": self._now()},
         )
 
     def _record_route(
         self, tx: Tx, lo: _Loaded, plan: RoutePlan, seq: int, cause: str, now: int, note: str = ""
     ) -> None:
         text = plan.explain() + (f"\n{note}" if note else "")
-        self.sql.run(
+        self.sql.exec(
             tx,
-            sa.insert(ot.order_routes).values(
-                order_id=lo.row["id"],
-                seq=seq,
-                method=plan.method[:48],
-                allocations=dumps(
+            "order_route.insert",
+            _q_route_insert,
+            {
+                "order_id": lo.row["id"],
+                "seq": seq,
+                "method": plan.method[:48],
+                "allocations": dumps(
                     [
                         {"line_id": a.line_id, "sku": a.sku, "location": a.location, "qty": a.qty}
                         for a in plan.allocations
                     ]
                 ),
-                shipments=plan.shipments,
-                shipping_cost=plan.shipping_cost,
-                sla_misses=plan.sla_misses,
-                objective=plan.objective,
-                explanation=text,
-                cause=cause[:64],
-                created_at=now,
-            ),
+                "shipments": plan.shipments,
+                "shipping_cost": plan.shipping_cost,
+                "sla_misses": plan.sla_misses,
+                "objective": plan.objective,
+                "explanation": text,
+                "cause": cause[:64],
+                "created_at": now,
+            },
         )
 
     def _apply_plan(
@@ -768,35 +928,50 @@ class OrderService:
         when stock changes. Orders whose locations change get one RELEASE + RESERVE batch and an OrderRouted."""
         if not 0 < limit <= MAX_REOPTIMISE:
             raise InvalidInput(f"limit must be 1-{MAX_REOPTIMISE}, got {limit}")
-        cfg = self.engine.config()
         with self.db.tx() as tx:
-            o = ot.orders
-            q = self.sql.lock(
-                sa.select(o).where(o.c.status == S.ROUTED.value).order_by(o.c.ship_by, o.c.id).limit(limit)
-            )
-            loaded = [lo for lo in self._assemble(self.sql.rows(tx, q), tx) if not lo.order.shipments]
-            if not loaded:
-                return {"orders": 0, "changed": [], "method": "none", "objective_before": None, "objective_after": None}
-            router = Router(self.network(tx, cfg), self.router_config)
-            ros = [self._route_order(lo) for lo in loaded]
-            current = {lo.row["id"]: self._current_plan(lo) for lo in loaded}
-            stock = self._available(tx, (ln.sku for ro in ros for ln in ro.lines))
-            result = router.reoptimise(ros, stock, current)
-            now = self._now()
-            changed = [
-                lo for lo in loaded if lo.row["id"] in result.changed and not result.plans[lo.row["id"]].unfilled
-            ]
-            releases: list[Movement] = []
-            reserves: list[Movement] = []
-            for lo in changed:
-                rel, res = self._moves_for(lo, result.plans[lo.row["id"]], int(lo.row["route_seq"]) + 1)
-                releases += rel
-                reserves += res
-            self.engine.move_batch_in(tx, releases + reserves)
-            events = [
-                self._apply_plan(tx, lo, result.plans[lo.row["id"]], now, "reoptimised", moves=False) for lo in changed
-            ]
-            self._emit(tx, events, now)
+            return self.reoptimise_in(tx, limit=limit)
+
+    def reoptimise_in(
+        self,
+        tx: Tx,
+        *,
+        limit: int = MAX_REOPTIMISE,
+        sku: str | None = None,
+        location: str | None = None,
+        cause: str = "reoptimised",
+    ) -> dict[str, Any]:
+        """``reoptimise`` in an open transaction. With ``sku`` (the stock-change subscriber): only orders holding
+        units of that SKU somewhere other than ``location`` (where stock went up) — the ones that could move
+        there — soonest ship-by first, at most ``limit``."""
+        cfg = self.engine.config_in(tx)
+        o = ot.orders
+        q = sa.select(o).where(o.c.status == S.ROUTED.value)
+        if sku is not None:
+            oa = ot.order_allocations
+            held = sa.select(oa.c.order_id).where(oa.c.sku_id == sku, oa.c.qty_reserved > 0)
+            if location is not None:
+                held = held.where(oa.c.location_id != location)
+            q = q.where(o.c.id.in_(held))
+        q = self.sql.lock(q.order_by(o.c.ship_by, o.c.id).limit(limit))
+        loaded = [lo for lo in self._assemble(self.sql.rows(tx, q), tx) if not lo.order.shipments]
+        if not loaded:
+            return {"orders": 0, "changed": [], "method": "none", "objective_before": None, "objective_after": None}
+        router = Router(self.network(tx, cfg), self.router_config)
+        ros = [self._route_order(lo) for lo in loaded]
+        current = {lo.row["id"]: self._current_plan(lo) for lo in loaded}
+        stock = self._available(tx, (ln.sku for ro in ros for ln in ro.lines))
+        result = router.reoptimise(ros, stock, current)
+        now = self._now()
+        changed = [lo for lo in loaded if lo.row["id"] in result.changed and not result.plans[lo.row["id"]].unfilled]
+        releases: list[Movement] = []
+        reserves: list[Movement] = []
+        for lo in changed:
+            rel, res = self._moves_for(lo, result.plans[lo.row["id"]], int(lo.row["route_seq"]) + 1)
+            releases += rel
+            reserves += res
+        self.engine.move_batch_in(tx, releases + reserves)
+        events = [self._apply_plan(tx, lo, result.plans[lo.row["id"]], now, cause, moves=False) for lo in changed]
+        self._emit(tx, events, now)
         return {
             "orders": len(loaded),
             "changed": [lo.row["id"] for lo in changed],
@@ -817,7 +992,21 @@ class OrderService:
         shipment_id: str | None = None,
     ) -> dict[str, Any]:
         """A parcel left ``location``: SHIP from committed, the shipment with carrier and tracking, and the ship
-        confirmation for the channel (``OrderShipmentRecorded``) — one transaction."""
+        confirmation queued for the channel (``ShipmentOutbox``, plus an ``OrderShipmentRecorded`` event) — one
+        transaction. Returns ``show``."""
+        self.ship_summary(order_id, location, carrier, tracking, lines, shipment_id)
+        return self.show(order_id)
+
+    def ship_summary(
+        self,
+        order_id: str,
+        location: str,
+        carrier: str,
+        tracking: str,
+        lines: Mapping[str, int] | None = None,
+        shipment_id: str | None = None,
+    ) -> Summary:
+        """``ship`` for callers that need only the order's status and shipments (no ``show`` read afterwards)."""
         if not carrier.strip() or not tracking.strip():
             raise InvalidInput("a shipment needs a carrier and a tracking number")
         if len(carrier) > 64 or len(tracking) > 64:
@@ -843,7 +1032,7 @@ class OrderService:
                     )
             now = self._now()
             sid = shipment_id or f"{order_id}-S{len(lo.order.shipments) + 1}"
-            if self.sql.row(tx, sa.select(ot.shipments.c.id).where(ot.shipments.c.id == sid)) is not None:
+            if self.sql.fetch_one(tx, "shipment.exists", _q_shipment_exists, {"id": sid}) is not None:
                 raise AlreadyExists(f"shipment {sid!r} already exists")
             shipment = DomainShipment(sid, location, wanted, carrier.strip(), tracking.strip(), to_dt(now))
             tr = lo.order.ship(shipment)
@@ -858,30 +1047,55 @@ class OrderService:
                     for lid, q in sorted(wanted.items())
                 ],
             )
-            oa = ot.order_allocations
             for a in lo.allocs:
                 q = wanted.get(a["line_id"], 0) if a["location_id"] == location else 0
                 if q:
-                    self.sql.run(
+                    self.sql.exec(
                         tx,
-                        sa.update(oa)
-                        .where(oa.c.order_id == order_id, oa.c.line_id == a["line_id"], oa.c.location_id == location)
-                        .values(qty_reserved=a["qty_reserved"] - q, qty_shipped=a["qty_shipped"] + q),
+                        "order_allocation.shipped",
+                        _q_alloc_shipped,
+                        {
+                            "oid": order_id,
+                            "lid": a["line_id"],
+                            "loc": location,
+                            "qr": a["qty_reserved"] - q,
+                            "qs": a["qty_shipped"] + q,
+                        },
                     )
-            self.sql.run(
+            self.sql.exec(
                 tx,
-                sa.insert(ot.shipments).values(
-                    id=sid,
-                    order_id=order_id,
-                    location_id=location,
+                "shipment.insert",
+                _q_shipment_insert,
+                {
+                    "id": sid,
+                    "order_id": order_id,
+                    "location_id": location,
+                    "carrier": shipment.carrier,
+                    "tracking": shipment.tracking,
+                    "lines": dumps(wanted),
+                    "shipped_at": now,
+                    "confirm_state": "pending",
+                },
+            )
+            channel_line = {ln["line_id"]: ln.get("channel_line_id") for ln in lo.lines}
+            self.shipments.enqueue(
+                tx,
+                r["channel_id"],
+                order_id,
+                ShipmentConfirmation(
+                    channel_order_id=r["channel_order_id"],
+                    shipment_id=sid,
                     carrier=shipment.carrier,
                     tracking=shipment.tracking,
-                    lines=dumps(wanted),
-                    shipped_at=now,
-                    confirm_state="pending",
+                    shipped_at=to_dt(now),
+                    lines=tuple(
+                        ShipmentLine(sku_of[lid], q, channel_line.get(lid)) for lid, q in sorted(wanted.items())
+                    ),
+                    ship_from_location=location,
                 ),
+                now,
             )
-            lo.allocs = self.sql.rows(tx, sa.select(oa).where(oa.c.order_id == order_id))
+            lo.allocs = self.sql.fetch(tx, "order_allocations", _q_order_allocations, {"oid": order_id})
             self._sync_channel_order_lines(tx, lo)
             self._save_status(tx, lo, now)
             ship_data = {
@@ -902,16 +1116,21 @@ class OrderService:
                 },
             )
             self._emit(tx, [self._transition_event(r, tr, shipment=ship_data), confirmation], now)
-        return self.show(order_id)
+        return Summary.of(lo)
 
     def deliver(self, order_id: str) -> dict[str, Any]:
+        self.deliver_summary(order_id)
+        return self.show(order_id)
+
+    def deliver_summary(self, order_id: str) -> Summary:
+        """``deliver`` for callers that need only the order's status and times (no ``show`` read afterwards)."""
         with self.db.tx() as tx:
             lo = self._load(tx, order_id, lock=True)
             now = self._now()
             tr = lo.order.deliver(to_dt(now))
             self._save_status(tx, lo, now)
             self._emit(tx, [self._transition_event(lo.row, tr)], now)
-        return self.show(order_id)
+        return Summary.of(lo)
 
     def cancel(self, order_id: str, reason: CancelReason = CancelReason.SELLER) -> dict[str, Any]:
         """Cancel what has not shipped: every reservation still held is released in the same transaction.
@@ -937,33 +1156,68 @@ class OrderService:
                 if a["qty_reserved"] > 0
             ]
             self.engine.move_batch_in(tx, moves)
-            oa = ot.order_allocations
-            self.sql.run(tx, sa.update(oa).where(oa.c.order_id == order_id).values(qty_reserved=0))
-            co = st.channel_orders
-            self.sql.run(
+            self.sql.exec(tx, "order_allocations.release", _q_allocs_release, {"oid": order_id})
+            self.sql.exec(
                 tx,
-                sa.update(co)
-                .where(co.c.channel_id == r["channel_id"], co.c.channel_order_id == r["channel_order_id"])
-                .values(
-                    status=INGEST_CANCELLED,
-                    reason=f"cancelled by {reason.value}",
-                    cancel_state="pending" if reason is CancelReason.SELLER else None,
-                    updated_at=now,
-                ),
+                "channel_order.cancel",
+                _q_channel_order_cancel,
+                {
+                    "ch": r["channel_id"],
+                    "coid": r["channel_order_id"],
+                    "status": INGEST_CANCELLED,
+                    "reason": f"cancelled by {reason.value}",
+                    "cancel": "pending" if reason is CancelReason.SELLER else None,
+                    "at": now,
+                },
             )
             self._save_status(tx, lo, now)
             released = [{"sku": m.sku, "location": m.location, "qty": m.qty} for m in moves]
             self._emit(tx, [self._transition_event(r, tr, reason=reason.value, released=released)], now)
         return self.show(order_id)
 
-    def refund(self, order_id: str) -> dict[str, Any]:
+    def refund(self, order_id: str, amount_minor: int | None = None) -> dict[str, Any]:
+        """Refund the order (it becomes refunded): ``amount_minor`` (default: all that is left) of what its lines were
+        paid — unit price × quantity — less what was refunded already and what RMAs still have pending. More than
+        that is rejected and nothing is written."""
+        if amount_minor is not None and (
+            not isinstance(amount_minor, int) or isinstance(amount_minor, bool) or amount_minor < 0
+        ):
+            raise InvalidInput(f"refund amount must be a whole number of minor units ≥ 0, got {amount_minor!r}")
         with self.db.tx() as tx:
             lo = self._load(tx, order_id, lock=True)
             now = self._now()
+            r = lo.row
+            paid = self._paid_minor(lo)
+            refunded, pending = int(r["refunded_minor"]), int(r["refund_pending_minor"])
+            left = max(0, paid - refunded - pending)
+            amount = left if amount_minor is None else amount_minor
+            if amount > left:
+                raise InvalidInput(
+                    f"refund of {amount} on order {order_id} is more than was paid: {paid} paid, {refunded} refunded "
+                    f"already, {pending} pending on returns — at most {left} left"
+                )
             tr = lo.order.refund(to_dt(now))
-            self._save_status(tx, lo, now, refunded_at=now)
-            self._emit(tx, [self._transition_event(lo.row, tr)], now)
+            total = refunded + amount
+            self._save_status(
+                tx,
+                lo,
+                now,
+                refunded_at=now,
+                refunded_minor=total,
+                refund_state=order_refund_state(pending, total),
+            )
+            money = {
+                "amount_minor": amount,
+                "currency": r["currency"],
+                "refunded_total_minor": total,
+                "paid_minor": paid,
+            }
+            self._emit(tx, [self._transition_event(r, tr, **money)], now)
         return self.show(order_id)
+
+    @staticmethod
+    def _paid_minor(lo: _Loaded) -> int:
+        return sum(int(ln["qty"]) * int(ln["unit_price_minor"]) for ln in lo.lines)
 
     # ------------------------------------------------------------------ reads
 
@@ -998,6 +1252,16 @@ class OrderService:
             "destination": {"region": r["dest_region"], "lat": r["dest_lat"], "lon": r["dest_lon"]},
             "cancel_reason": r["cancel_reason"],
             "delivered_at": r["delivered_at"],
+            "source": r["source"],
+            "currency": r["currency"],
+            "hold_reason": r["hold_reason"],
+            "refund": {
+                "state": r["refund_state"],
+                "paid_minor": self._paid_minor(lo),
+                "pending_minor": r["refund_pending_minor"],
+                "refunded_minor": r["refunded_minor"],
+                "currency": r["currency"],
+            },
             "lines": [
                 {
                     "line_id": ln["line_id"],
@@ -1031,7 +1295,9 @@ class OrderService:
         if not 0 < limit <= 10_000:
             raise InvalidInput(f"limit must be 1-10000, got {limit}")
         o = ot.orders
-        q = sa.select(o.c.id, o.c.channel_id, o.c.status, o.c.placed_at, o.c.ship_by).order_by(o.c.placed_at, o.c.id)
+        q = sa.select(o.c.id, o.c.channel_id, o.c.status, o.c.placed_at, o.c.ship_by, o.c.hold_reason).order_by(
+            o.c.placed_at, o.c.id
+        )
         if channel:
             q = q.where(o.c.channel_id == channel)
         if status:
@@ -1044,6 +1310,7 @@ class OrderService:
                     "status": r["status"],
                     "placed_at": r["placed_at"],
                     "ship_by": r["ship_by"],
+                    "hold_reason": r["hold_reason"],
                 }
                 for r in self.sql.rows(tx, q.limit(limit))
             ]
@@ -1059,6 +1326,11 @@ class OrderService:
                 .order_by(ot.order_routes.c.seq),
             )
         if not routes:
+            if lo.row["hold_reason"] and lo.order.status is S.HELD:
+                return (
+                    f"order {order_id} (held) has not been routed: {lo.row['hold_reason']}; "
+                    "fix that, then release it (`accord order release`)"
+                )
             return f"order {order_id} ({lo.row['status']}) has not been routed"
         out = [f"order {order_id} ({lo.row['status']}): {len(routes)} routing decision(s)"]
         for r in routes[:-1]:
@@ -1123,6 +1395,167 @@ class OrderService:
             orders = [lo.order for lo in self._assemble(self.sql.rows(tx, q), tx)]
         since = to_dt(since_ms) if since_ms is not None else None
         return [channel_health(ch, orders, since, AMAZON_BARS) for ch in chans]
+
+
+# ---------------------------------------------------------------------- prepared statements (``Sql.prepared``)
+
+
+def _q_order() -> sa.Select[Any]:
+    return sa.select(ot.orders).where(ot.orders.c.id == b("id"))
+
+
+def _q_order_exists() -> sa.Select[Any]:
+    return sa.select(ot.orders.c.id).where(ot.orders.c.id == b("id"))
+
+
+def _q_order_lines() -> sa.Select[Any]:
+    ol = ot.order_lines
+    return sa.select(ol).where(ol.c.order_id == b("oid")).order_by(ol.c.seq)
+
+
+def _q_order_allocations() -> sa.Select[Any]:
+    oa = ot.order_allocations
+    return sa.select(oa).where(oa.c.order_id == b("oid"))
+
+
+def _q_order_shipments() -> sa.Select[Any]:
+    sh = ot.shipments
+    return sa.select(sh).where(sh.c.order_id == b("oid")).order_by(sh.c.shipped_at, sh.c.id)
+
+
+def _q_order_update(cols: tuple[str, ...]) -> sa.Update:
+    return sa.update(ot.orders).where(ot.orders.c.id == b("_id")).values({c: b(c) for c in cols})
+
+
+def _binds(cols: Iterable[str]) -> dict[str, Any]:
+    return {c: b(c) for c in cols}
+
+
+def _q_order_insert() -> sa.Insert:
+    cols = [
+        "id",
+        "channel_id",
+        "channel_order_id",
+        "status",
+        "placed_at",
+        "ship_by",
+        "dest_region",
+        "dest_lat",
+        "dest_lon",
+        "promise_days",
+        "route_seq",
+        "created_at",
+        "updated_at",
+        "source",
+        "currency",
+    ]
+    return sa.insert(ot.orders).values(_binds(cols))
+
+
+def _q_order_line_insert() -> sa.Insert:
+    cols = ["order_id", "line_id", "seq", "sku_id", "qty", "unit_price_minor", "channel_line_id"]
+    return sa.insert(ot.order_lines).values(_binds(cols))
+
+
+def _q_alloc_insert() -> sa.Insert:
+    cols = ["order_id", "line_id", "location_id", "sku_id", "qty_reserved", "qty_shipped"]
+    return sa.insert(ot.order_allocations).values(_binds(cols))
+
+
+def _alloc_key() -> sa.ColumnElement[bool]:
+    oa = ot.order_allocations
+    return sa.and_(oa.c.order_id == b("oid"), oa.c.line_id == b("lid"), oa.c.location_id == b("loc"))
+
+
+def _q_alloc_delete() -> sa.Delete:
+    return sa.delete(ot.order_allocations).where(_alloc_key())
+
+
+def _q_alloc_reserved() -> sa.Update:
+    return sa.update(ot.order_allocations).where(_alloc_key()).values(qty_reserved=b("qr"))
+
+
+def _q_alloc_shipped() -> sa.Update:
+    return sa.update(ot.order_allocations).where(_alloc_key()).values(qty_reserved=b("qr"), qty_shipped=b("qs"))
+
+
+def _q_allocs_release() -> sa.Update:
+    oa = ot.order_allocations
+    return sa.update(oa).where(oa.c.order_id == b("oid")).values(qty_reserved=sa.literal_column("0"))
+
+
+def _q_route_insert() -> sa.Insert:
+    cols = [
+        "order_id",
+        "seq",
+        "method",
+        "allocations",
+        "shipments",
+        "shipping_cost",
+        "sla_misses",
+        "objective",
+        "explanation",
+        "cause",
+        "created_at",
+    ]
+    return sa.insert(ot.order_routes).values(_binds(cols))
+
+
+def _q_shipment_exists() -> sa.Select[Any]:
+    return sa.select(ot.shipments.c.id).where(ot.shipments.c.id == b("id"))
+
+
+def _q_shipment_insert() -> sa.Insert:
+    cols = ["id", "order_id", "location_id", "carrier", "tracking", "lines", "shipped_at", "confirm_state"]
+    return sa.insert(ot.shipments).values(_binds(cols))
+
+
+def _channel_order_key() -> sa.ColumnElement[bool]:
+    co = st.channel_orders
+    return sa.and_(co.c.channel_id == b("ch"), co.c.channel_order_id == b("coid"))
+
+
+def _q_channel_order_lines() -> sa.Update:
+    return sa.update(st.channel_orders).where(_channel_order_key()).values(lines=b("lines"), updated_at=b("at"))
+
+
+def _q_channel_order_cancel() -> sa.Update:
+    return (
+        sa.update(st.channel_orders)
+        .where(_channel_order_key())
+        .values(status=b("status"), reason=b("reason"), cancel_state=b("cancel"), updated_at=b("at"))
+    )
+
+
+def _q_sla_policy() -> sa.Select[Any]:
+    sp = ot.sla_policies
+    return sa.select(sp).where(sp.c.channel_id == b("ch"))
+
+
+def _q_promise_days() -> sa.Select[Any]:
+    rc = ot.routing_channels
+    return sa.select(rc.c.promise_days).where(rc.c.channel_id == b("ch"))
+
+
+def _q_routing_locations() -> sa.Select[Any]:
+    return sa.select(ot.routing_locations)
+
+
+def _q_routing_channels() -> sa.Select[Any]:
+    return sa.select(ot.routing_channels)
+
+
+def _q_available(n: int) -> sa.Select[Any]:
+    """Free stock of ``n`` SKUs (``s0`` … ``s{n-1}``): one placeholder per SKU, like an expanded IN list."""
+    bl = t.balances
+    return sa.select(bl.c.sku_id, bl.c.location_id, bl.c.on_hand, bl.c.committed).where(
+        bl.c.sku_id.in_([b(f"s{k}") for k in range(n)])
+    )
+
+
+def channel_intake(engine: Engine) -> OrderIngestor:
+    """The production channel-order intake (webhooks, polling): every ingested order becomes a lifecycle order."""
+    return OrderService(engine).ingestor
 
 
 def health_dict(h: ChannelHealth) -> dict[str, Any]:

@@ -37,6 +37,13 @@ orders = sa.Table(
     sa.Column("route_seq", sa.Integer, nullable=False),  # routing decisions so far (keys reservation moves)
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # 0006_orders_adopt: channel orders adopted into the lifecycle, held orders, refund money
+    sa.Column("source", sa.String(16), nullable=True),  # api | webhook | poll
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("hold_reason", sa.Text, nullable=True),  # status held: why (unknown SKU, unconfigured channel, ...)
+    sa.Column("refund_state", sa.String(16), nullable=False, server_default="none"),  # none | pending | refunded
+    sa.Column("refund_pending_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
     sa.ForeignKeyConstraint(
         ["channel_id", "channel_order_id"],
         ["channel_orders.channel_id", "channel_orders.channel_order_id"],
@@ -55,6 +62,7 @@ order_lines = sa.Table(
     sa.Column("sku_id", SKU, nullable=False),
     sa.Column("qty", sa.Integer, nullable=False),
     sa.Column("unit_price_minor", sa.BigInteger, nullable=False),
+    sa.Column("channel_line_id", sa.String(128), nullable=True),  # 0006: the channel's own line id, when it sent one
 )
 
 # where each line's units are held now (qty_reserved = committed in the ledger) and what left from there
@@ -67,6 +75,8 @@ order_allocations = sa.Table(
     sa.Column("sku_id", SKU, nullable=False),
     sa.Column("qty_reserved", sa.Integer, nullable=False),
     sa.Column("qty_shipped", sa.Integer, nullable=False),
+    # 0006: orders holding a SKU (re-optimise on stock changes)
+    sa.Index("ix_order_allocations_sku", "sku_id", "location_id"),
 )
 
 # every routing decision, with the router's explanation text
@@ -141,6 +151,8 @@ return_policies = sa.Table(
     sa.Column("return_shipping_paid_by", sa.String(16), nullable=False),
     sa.Column("restocking_fee_pct", sa.Integer, nullable=False),
     sa.Column("return_label_cost_minor", sa.BigInteger, nullable=False),
+    # 0006: False → refund on request (returnless), before the units come back
+    sa.Column("refund_requires_receipt", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 rmas = sa.Table(
@@ -178,6 +190,30 @@ rma_lines = sa.Table(
     sa.Column("qty_scrap", sa.Integer, nullable=False),
 )
 
+# ship confirmations to send back to channels (0006_orders_adopt): a durable queue keyed by the shipment
+channel_shipments = sa.Table(
+    "channel_shipments",
+    metadata,
+    sa.Column("channel_id", ID, primary_key=True),
+    sa.Column("shipment_id", sa.String(96), primary_key=True),
+    sa.Column("order_id", OID, nullable=False),
+    sa.Column("channel_order_id", sa.String(128), nullable=False),
+    sa.Column("carrier", sa.String(64), nullable=False),
+    sa.Column("tracking", sa.String(64), nullable=False),
+    sa.Column("shipped_at", sa.BigInteger, nullable=False),
+    sa.Column("ship_from", ID, nullable=True),
+    sa.Column("lines", sa.Text, nullable=False),  # JSON [{"sku","qty","line_id"}]
+    sa.Column("state", sa.String(16), nullable=False),  # pending | sent | dead
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.BigInteger, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=True),  # the marketplace's answer when parked
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_channel_shipments_due", "state", "next_at"),
+    sa.Index("ix_channel_shipments_order", "order_id"),
+)
+
 TABLES: tuple[sa.Table, ...] = (
     orders,
     order_lines,
@@ -190,4 +226,5 @@ TABLES: tuple[sa.Table, ...] = (
     return_policies,
     rmas,
     rma_lines,
+    channel_shipments,
 )

@@ -1,27 +1,33 @@
 """Order ingestion: an order placed on a channel reserves stock in the same transaction that records it, so every
 other channel's ATS drops (and syncs) at once. Unknown SKUs are held with a reason; orders that cannot be covered
-are recorded as cancelled and the cancellation is sent back to the channel by the worker."""
+are recorded as cancelled and the cancellation is sent back to the channel by the worker.
+
+With an ``adopter`` (the order lifecycle, ``accord.orders.OrderService``), every ingested order also becomes a
+lifecycle order in the same transaction — routed, held or cancelled — whatever its source (API, webhook, poll)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from accord.app.engine import Engine
 from accord.connectors.base import ChannelOrder, ms_from_datetime
+from accord.domain.errors import InvalidInput, NotFound
 from accord.domain.ledger import Movement, MovementKind
 from accord.store import schema as t
 from accord.store import sync_tables as st
-from accord.store.db import Database, Tx
+from accord.store.db import Compiled, Database, Tx
 
 PLACED, RESERVED, HELD, CANCELLED = "placed", "reserved", "held", "cancelled"
 OUT_OF_STOCK = "out of stock"
 
 b = sa.bindparam
+# backend → the intake's compiled statements (``_q_*`` attributes): the dialect is fixed per backend
+_COMPILED: dict[str, dict[str, Compiled]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,14 @@ class Ingested:
     channel_order_id: str
     status: str  # reserved | held | cancelled | duplicate
     reason: str | None = None
+    # the recorded lines: [{"sku","qty","line_id","allocations":{loc: qty}}] (empty for a duplicate)
+    lines: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
+
+
+class OrderAdopter(Protocol):
+    """Turns an ingested channel order into a lifecycle order, inside the ingestion transaction."""
+
+    def adopt(self, tx: Tx, channel: str, order: ChannelOrder, source: str, ingested: Ingested) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +59,14 @@ class OrderRow:
 
 
 class OrderIngestor:
-    def __init__(self, engine: Engine, db: Database | None = None) -> None:
+    def __init__(self, engine: Engine, db: Database | None = None, adopter: OrderAdopter | None = None) -> None:
         self.engine = engine
         self.db = db or engine.db
+        self.adopter = adopter
+        cached = _COMPILED.get(self.db.backend)
+        if cached is not None:  # the intake is built per webhook request: its statements are compiled once
+            vars(self).update(cached)
+            return
         c = self.db.compile
         o, w, pc = st.channel_orders, st.webhook_ids, st.poll_cursors
         self._q_order = c(
@@ -66,6 +85,16 @@ class OrderIngestor:
                 placed_at=b("placed"),
                 ingested_at=b("at"),
                 updated_at=b("at2"),
+            )
+        )
+        self._q_held = c(
+            sa.select(o.c.status, o.c.lines).where(o.c.channel_id == b("ch"), o.c.channel_order_id == b("oid"))
+        )
+        self._q_readmit = c(
+            sa.update(o)
+            .where(o.c.channel_id == b("ch"), o.c.channel_order_id == b("oid"))
+            .values(
+                status=b("status"), reason=b("reason"), lines=b("lines"), cancel_state=b("cancel"), updated_at=b("at")
             )
         )
         self._q_cancel_state = c(
@@ -97,6 +126,7 @@ class OrderIngestor:
         self._q_avail = c(
             sa.select(bl.c.location_id, bl.c.on_hand - bl.c.committed).where(bl.c.sku_id == b("sku")),
         )
+        _COMPILED[self.db.backend] = {k: v for k, v in vars(self).items() if k.startswith("_q_")}
 
     # ------------------------------------------------------------------ ingestion
 
@@ -106,12 +136,64 @@ class OrderIngestor:
         if tx.one(self._q_order, (channel, oid)) is not None:
             return Ingested(channel, oid, "duplicate")
         now = self.engine.clock.now_ms()
+        lines: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for i, ln in enumerate(order.lines):
+            line_id = ln.line_id or str(i)
+            if line_id in seen:  # a repeated line id would share a reservation key: keep the lines apart
+                line_id = f"{line_id}#{i}"
+            seen.add(line_id)
+            lines.append({"sku": ln.sku, "qty": ln.qty, "line_id": line_id, "allocations": {}})
+        status, reason = self._admit(tx, channel, oid, lines)
+        vals = {
+            "ch": channel,
+            "oid": oid,
+            "status": status,
+            "reason": reason,
+            "lines": json.dumps(lines, separators=(",", ":")),
+            "source": source,
+            "cancel": "pending" if status == CANCELLED else None,
+            "placed": ms_from_datetime(order.created_at),
+            "at": now,
+            "at2": now,
+        }
+        tx.run(self._q_order_ins, self._q_order_ins.bind(vals))
+        out = Ingested(channel, oid, status, reason, lines)
+        if self.adopter is not None:
+            self.adopter.adopt(tx, channel, order, source, out)
+        return out
+
+    def readmit(self, tx: Tx, channel: str, oid: str) -> Ingested:
+        """A held order, once its cause is fixed (SKU added, channel configured): reserve it now, or record it
+        cancelled when stock is short (the cancellation is queued for the channel). Still held → nothing written."""
+        row = tx.one(self._q_held, (channel, oid))
+        if row is None:
+            raise NotFound("channel order", f"{channel}/{oid}")
+        if row[0] != HELD:
+            raise InvalidInput(f"channel order {channel}/{oid} is {row[0]}, not held")
+        lines: list[dict[str, Any]] = json.loads(row[1])
+        for ln in lines:
+            ln["allocations"] = {}
+        status, reason = self._admit(tx, channel, oid, lines)
+        if status == HELD:
+            return Ingested(channel, oid, status, reason, lines)
+        vals = {
+            "ch": channel,
+            "oid": oid,
+            "status": status,
+            "reason": reason,
+            "lines": json.dumps(lines, separators=(",", ":")),
+            "cancel": "pending" if status == CANCELLED else None,
+            "at": self.engine.clock.now_ms(),
+        }
+        tx.run(self._q_readmit, self._q_readmit.bind(vals))
+        return Ingested(channel, oid, status, reason, lines)
+
+    def _admit(self, tx: Tx, channel: str, oid: str, lines: list[dict[str, Any]]) -> tuple[str, str | None]:
+        """Check an order's lines and reserve its stock in ``tx`` (filling each line's allocations): reserved,
+        held (unknown channel or SKU, bad quantity) or cancelled (stock short; nothing reserved)."""
         cfg = self.engine.config_in(tx)
         eligible = cfg.eligible.get(channel)
-        lines: list[dict[str, Any]] = [
-            {"sku": ln.sku, "qty": ln.qty, "line_id": ln.line_id or str(i), "allocations": {}}
-            for i, ln in enumerate(order.lines)
-        ]
         status, reason = RESERVED, None
         movements: list[Movement] = []
         if eligible is None:
@@ -155,20 +237,7 @@ class OrderIngestor:
         else:
             for ln in lines:
                 ln["allocations"] = {}
-        vals = {
-            "ch": channel,
-            "oid": oid,
-            "status": status,
-            "reason": reason,
-            "lines": json.dumps(lines, separators=(",", ":")),
-            "source": source,
-            "cancel": "pending" if status == CANCELLED else None,
-            "placed": ms_from_datetime(order.created_at),
-            "at": now,
-            "at2": now,
-        }
-        tx.run(self._q_order_ins, self._q_order_ins.bind(vals))
-        return Ingested(channel, oid, status, reason)
+        return status, reason
 
     def ingest_one(self, channel: str, order: ChannelOrder, source: str) -> Ingested:
         with self.db.tx() as tx:

@@ -39,6 +39,7 @@ class PlaceIn(_In):
     id: str | None = Field(default=None, min_length=1, max_length=128)
     ship_by_ms: int | None = None
     destination: DestinationIn | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
 
 
 class RouteIn(_In):
@@ -87,6 +88,7 @@ class PolicyIn(_In):
     return_shipping_paid_by: Payer = Payer.SELLER
     restocking_fee_pct: int = 0
     return_label_cost_minor: int = 0
+    refund_requires_receipt: bool = True
 
 
 # ---------------------------------------------------------------------------------------------- orders
@@ -102,6 +104,7 @@ def place_order(app: AppDep, body: PlaceIn) -> dict[str, Any]:
         None,
         body.ship_by_ms,
         Destination(body.destination.region, body.destination.lat, body.destination.lon) if body.destination else None,
+        body.currency,
     )
     return OrderService(app.engine).place(cmd)
 
@@ -147,6 +150,12 @@ def route_order(app: AppDep, order_id: str, body: RouteIn | None = None) -> dict
     return svc.route(order_id)
 
 
+@router.post("/orders/{order_id}/release")
+def release_order(app: AppDep, order_id: str) -> dict[str, Any]:
+    """A held order whose cause is fixed (SKU added, channel configured): reserve and route it now."""
+    return OrderService(app.engine).release(order_id)
+
+
 @router.post("/orders/{order_id}/ship")
 def ship_order(app: AppDep, order_id: str, body: ShipIn) -> dict[str, Any]:
     return OrderService(app.engine).ship(
@@ -165,8 +174,9 @@ def cancel_order(app: AppDep, order_id: str, body: CancelIn | None = None) -> di
 
 
 @router.post("/orders/{order_id}/refund")
-def refund_order(app: AppDep, order_id: str) -> dict[str, Any]:
-    return OrderService(app.engine).refund(order_id)
+def refund_order(app: AppDep, order_id: str, body: RefundIn | None = None) -> dict[str, Any]:
+    """Refund the order: ``amount_minor`` (default: all that is left), never more than its lines were paid."""
+    return OrderService(app.engine).refund(order_id, body.amount_minor if body else None)
 
 
 # ---------------------------------------------------------------------------------------------- returns
@@ -181,6 +191,7 @@ def set_return_policy(app: AppDep, region: str, body: PolicyIn) -> dict[str, Any
         body.return_shipping_paid_by,
         body.restocking_fee_pct,
         body.return_label_cost_minor,
+        body.refund_requires_receipt,
     )
     ReturnService(app.engine).set_policy(p)
     return {"region": region, "name": p.name, "window_days": p.window_days}

@@ -1,0 +1,308 @@
+"""The durable queue of ship confirmations to send back to channels.
+
+``OrderService.ship`` enqueues a confirmation in the same transaction as the ledger SHIP movement, so a shipment
+that happened is never lost and a rolled-back one is never confirmed. The sync worker takes due rows, sends them
+through the channel's connector and records the outcome here: sent, retried later (attempts, next time, error) or
+parked as dead with the marketplace's answer — visible in listings and ``/metrics``, and redrivable.
+
+A row is keyed by (channel, shipment id): enqueueing the same shipment twice is a no-op, and the shipment id is
+the idempotency key the connector sends where the protocol accepts one. The lifecycle ``shipments.confirm_state``
+follows the queue (pending → sent, or failed while parked).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from accord.connectors.base import ShipmentConfirmation, ShipmentLine, ms_from_datetime
+from accord.domain.errors import InvalidInput
+from accord.orders.store import Sql
+from accord.store import orders_tables as ot
+from accord.store.db import Compiled, Database, Tx
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+STATES = (PENDING, SENT, DEAD)
+# lifecycle shipments.confirm_state for each queue state
+CONFIRM_STATE = {PENDING: "pending", SENT: "sent", DEAD: "failed"}
+MAX_ERROR = 2_000
+MAX_BODY = 8_000
+
+b = sa.bindparam
+
+
+@dataclass(frozen=True, slots=True)
+class PendingShipment:
+    channel: str
+    order_id: str
+    attempts: int
+    confirmation: ShipmentConfirmation
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRow:
+    channel: str
+    shipment_id: str
+    order_id: str
+    channel_order_id: str
+    carrier: str
+    tracking: str
+    state: str
+    attempts: int
+    last_error: str | None
+    updated_at: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "shipment_id": self.shipment_id,
+            "order_id": self.order_id,
+            "channel_order_id": self.channel_order_id,
+            "carrier": self.carrier,
+            "tracking": self.tracking,
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "updated_at": self.updated_at,
+        }
+
+
+def _lines_json(lines: tuple[ShipmentLine, ...]) -> str:
+    return json.dumps([{"sku": ln.sku, "qty": ln.qty, "line_id": ln.line_id} for ln in lines], separators=(",", ":"))
+
+
+def _lines(text: str) -> tuple[ShipmentLine, ...]:
+    return tuple(
+        ShipmentLine(str(d["sku"]), int(d["qty"]), None if d.get("line_id") is None else str(d["line_id"]))
+        for d in json.loads(text)
+    )
+
+
+class ShipmentOutbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._sql = Sql(db)
+        c = db.compile
+        s = ot.channel_shipments
+        self._q_exists = c(sa.select(s.c.state).where(s.c.channel_id == b("ch"), s.c.shipment_id == b("sid")))
+        self._q_insert = c(
+            sa.insert(s).values(
+                channel_id=b("ch"),
+                shipment_id=b("sid"),
+                order_id=b("oid"),
+                channel_order_id=b("coid"),
+                carrier=b("carrier"),
+                tracking=b("tracking"),
+                shipped_at=b("shipped"),
+                ship_from=b("from_"),
+                lines=b("lines"),
+                state=b("state"),
+                attempts=b("attempts"),
+                next_at=b("next"),
+                last_error=sa.null(),
+                body=sa.null(),
+                created_at=b("at"),
+                updated_at=b("at2"),
+            )
+        )
+        cols = (
+            s.c.channel_id,
+            s.c.shipment_id,
+            s.c.order_id,
+            s.c.channel_order_id,
+            s.c.carrier,
+            s.c.tracking,
+            s.c.shipped_at,
+            s.c.ship_from,
+            s.c.lines,
+            s.c.attempts,
+        )
+        due = sa.select(*cols).where(s.c.state == b("state"), s.c.next_at <= b("now"))
+        order = (s.c.next_at, s.c.created_at, s.c.channel_id, s.c.shipment_id)
+        self._q_due = c(due.order_by(*order))
+        self._q_due_ch = c(due.where(s.c.channel_id == b("ch")).order_by(*order))
+        key = sa.and_(s.c.channel_id == b("ch"), s.c.shipment_id == b("sid"))
+        self._q_sent = c(
+            sa.update(s)
+            .where(key, s.c.state != b("sent"))
+            .values(state=b("new"), last_error=sa.null(), body=sa.null(), updated_at=b("at"))
+        )
+        self._q_retry = c(
+            sa.update(s)
+            .where(key, s.c.state == b("pending"))
+            .values(attempts=b("attempts"), next_at=b("next"), last_error=b("err"), updated_at=b("at"))
+        )
+        self._q_park = c(
+            sa.update(s)
+            .where(key, s.c.state == b("pending"))
+            .values(state=b("dead"), attempts=b("attempts"), last_error=b("err"), body=b("body"), updated_at=b("at"))
+        )
+        sh = ot.shipments
+        self._q_confirm_state = c(sa.update(sh).where(sh.c.id == b("sid")).values(confirm_state=b("state")))
+
+    # ------------------------------------------------------------------ writes
+
+    def enqueue(self, tx: Tx, channel: str, order_id: str, confirmation: ShipmentConfirmation, now_ms: int) -> bool:
+        """Queue ``confirmation`` for ``channel`` in ``tx``; False when (channel, shipment id) is queued already."""
+        cf = confirmation
+        if not channel or not cf.shipment_id or not cf.channel_order_id:
+            raise InvalidInput("a ship confirmation needs a channel, a shipment id and the channel's order id")
+        if not cf.carrier.strip() or not cf.tracking.strip():
+            raise InvalidInput(f"ship confirmation {cf.shipment_id}: carrier and tracking number are required")
+        if not cf.lines or any(ln.qty <= 0 for ln in cf.lines):
+            raise InvalidInput(f"ship confirmation {cf.shipment_id}: needs lines with positive quantities")
+        if tx.one(self._q_exists, (channel, cf.shipment_id)) is not None:
+            return False
+        vals = {
+            "ch": channel,
+            "sid": cf.shipment_id,
+            "oid": order_id,
+            "coid": cf.channel_order_id,
+            "carrier": cf.carrier.strip(),
+            "tracking": cf.tracking.strip(),
+            "shipped": ms_from_datetime(cf.shipped_at),
+            "from_": cf.ship_from_location,
+            "lines": _lines_json(cf.lines),
+            "state": PENDING,
+            "attempts": 0,
+            "next": now_ms,
+            "at": now_ms,
+            "at2": now_ms,
+        }
+        tx.run(self._q_insert, self._q_insert.bind(vals))
+        return True
+
+    def _set(self, tx: Tx, shipment_id: str, state: str) -> None:
+        tx.run(self._q_confirm_state, (CONFIRM_STATE[state], shipment_id))
+
+    def mark_sent(self, channel: str, shipment_id: str, now_ms: int) -> None:
+        with self.db.tx() as tx:
+            vals = {"ch": channel, "sid": shipment_id, "sent": SENT, "new": SENT, "at": now_ms}
+            if tx.run(self._q_sent, self._q_sent.bind(vals)).rowcount:
+                self._set(tx, shipment_id, SENT)
+
+    def retry(self, channel: str, shipment_id: str, attempts: int, next_at_ms: int, error: str, now_ms: int) -> None:
+        """A retryable failure: stay pending, not due before ``next_at_ms``."""
+        with self.db.tx() as tx:
+            vals = {
+                "ch": channel,
+                "sid": shipment_id,
+                "pending": PENDING,
+                "attempts": attempts,
+                "next": next_at_ms,
+                "err": error[:MAX_ERROR],
+                "at": now_ms,
+            }
+            tx.run(self._q_retry, self._q_retry.bind(vals))
+
+    def park(self, channel: str, shipment_id: str, attempts: int, error: str, body: str | None, now_ms: int) -> None:
+        """Give up for now: dead, with the error and the marketplace's answer kept; ``redrive`` puts it back."""
+        with self.db.tx() as tx:
+            vals = {
+                "ch": channel,
+                "sid": shipment_id,
+                "pending": PENDING,
+                "dead": DEAD,
+                "attempts": attempts,
+                "err": error[:MAX_ERROR],
+                "body": None if body is None else body[:MAX_BODY],
+                "at": now_ms,
+            }
+            if tx.run(self._q_park, self._q_park.bind(vals)).rowcount:
+                self._set(tx, shipment_id, DEAD)
+
+    def redrive(self, channel: str | None = None, shipment_id: str | None = None, now_ms: int = 0) -> int:
+        """Dead confirmations (of one channel, or one shipment) back to pending, due at ``now_ms``, attempts reset."""
+        s = ot.channel_shipments
+        cond = [s.c.state == DEAD]
+        if channel:
+            cond.append(s.c.channel_id == channel)
+        if shipment_id:
+            cond.append(s.c.shipment_id == shipment_id)
+        with self.db.tx() as tx:
+            ids = [str(r[0]) for r in tx.all(*self._bound(sa.select(s.c.shipment_id).where(*cond)))]
+            if not ids:
+                return 0
+            tx.run(
+                *self._bound(
+                    sa.update(s)
+                    .where(*cond)
+                    .values(state=PENDING, attempts=0, next_at=now_ms, last_error=None, body=None, updated_at=now_ms)
+                )
+            )
+            for sid in ids:
+                self._set(tx, sid, PENDING)
+        return len(ids)
+
+    # ------------------------------------------------------------------ reads
+
+    def due(self, now_ms: int, limit: int = 100, channel: str | None = None) -> builtins.list[PendingShipment]:
+        """Pending confirmations whose time has come, oldest first (a read transaction: never waits for writers)."""
+        lim = max(1, limit)
+        with self.db.read() as tx:
+            if channel is None:
+                tx.run(self._q_due, (PENDING, now_ms))
+            else:
+                tx.run(self._q_due_ch, (PENDING, now_ms, channel))
+            rows = tx.cur.fetchmany(lim)
+        return [
+            PendingShipment(
+                str(r[0]),
+                str(r[2]),
+                int(r[9]),
+                ShipmentConfirmation(
+                    channel_order_id=str(r[3]),
+                    shipment_id=str(r[1]),
+                    carrier=str(r[4]),
+                    tracking=str(r[5]),
+                    shipped_at=datetime.fromtimestamp(int(r[6]) / 1000, UTC),
+                    lines=_lines(str(r[8])),
+                    ship_from_location=None if r[7] is None else str(r[7]),
+                ),
+            )
+            for r in rows
+        ]
+
+    def list(
+        self, channel: str | None = None, state: str | None = None, limit: int = 1000
+    ) -> builtins.list[ShipmentRow]:
+        if state is not None and state not in STATES:
+            raise InvalidInput(f"unknown ship confirmation state {state!r}; one of {', '.join(STATES)}")
+        if not 0 < limit <= 100_000:
+            raise InvalidInput(f"limit must be 1-100000, got {limit}")
+        s = ot.channel_shipments
+        q = sa.select(
+            s.c.channel_id,
+            s.c.shipment_id,
+            s.c.order_id,
+            s.c.channel_order_id,
+            s.c.carrier,
+            s.c.tracking,
+            s.c.state,
+            s.c.attempts,
+            s.c.last_error,
+            s.c.updated_at,
+        )
+        if channel:
+            q = q.where(s.c.channel_id == channel)
+        if state:
+            q = q.where(s.c.state == state)
+        q = q.order_by(s.c.created_at, s.c.channel_id, s.c.shipment_id).limit(limit)
+        with self.db.read() as tx:
+            rows = tx.all(*self._bound(q))
+        return [ShipmentRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), r[8], int(r[9])) for r in rows]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(channel, state) → number of confirmations, for ``/metrics``."""
+        s = ot.channel_shipments
+        q = sa.select(s.c.channel_id, s.c.state, sa.func.count()).group_by(s.c.channel_id, s.c.state)
+        with self.db.read() as tx:
+            return {(str(r[0]), str(r[1])): int(r[2]) for r in tx.all(*self._bound(q))}
+
+    def _bound(self, stmt: sa.ClauseElement) -> tuple[Compiled, tuple[Any, ...]]:
+        return self._sql.bound(stmt)
