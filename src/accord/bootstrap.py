@@ -19,13 +19,15 @@ import sqlalchemy as sa
 from accord.app.engine import Engine
 from accord.app.ports import Clock, Ids
 from accord.app.relay import Relay, Subscriber, WebhookSubscriber
+from accord.orders.reoptimise import ReoptimiseSubscriber
+from accord.orders.service import OrderService, channel_intake
 from accord.settings import Settings, load_settings
 from accord.store.db import Database
 from accord.store.migrate import upgrade
-from accord.sync.orders import OrderIngestor
+from accord.sync.content import content_deriver
 from accord.sync.store import SyncStore
 from accord.sync.subscriber import SyncSubscriber
-from accord.sync.worker import StepReport, SyncWorker, build_connectors
+from accord.sync.worker import StepReport, SyncWorker, WorkerOptions, build_connectors
 
 log = logging.getLogger("accord.sync")
 
@@ -71,7 +73,8 @@ async def run_sync_worker(app: App, stop: threading.Event, idle_s: float = 0.05)
             store,
             build_connectors(store.endpoints(), client, app.engine.clock),
             app.engine.clock,
-            orders=OrderIngestor(app.engine),
+            WorkerOptions(reconcile_every_ms=app.settings.sync_reconcile_every_s * 1000 or None),
+            orders=channel_intake(app.engine),  # orders become lifecycle orders (issue 5)
         )
         done = asyncio.Event()
 
@@ -114,10 +117,12 @@ def build_app(
     subs: list[Subscriber] = list(subscribers or [])
     for h in settings.webhooks:
         subs.append(WebhookSubscriber(h.name, h.url, h.secret, types=frozenset(h.types) if h.types else None))
+    subs.append(ReoptimiseSubscriber(OrderService(engine)))  # orders: re-route when stock goes up (issue 5)
     sync_store: SyncStore | None = None
     if sync if sync is not None else sync_configured(db):
         sync_store = SyncStore(db)
-        subs.append(SyncSubscriber(sync_store, engine.clock))
+        # PIM edits → desired price and content per channel (H6, issue 4)
+        subs.append(SyncSubscriber(sync_store, engine.clock, content_deriver(db, engine)))
     relay = Relay(
         db,
         subs,

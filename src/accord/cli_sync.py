@@ -12,11 +12,15 @@ from rich.table import Table
 from accord.app.relay import Relay
 from accord.bootstrap import App
 from accord.cli import JsonOpt, _app, _print_json, bench_cli, cli, out
-from accord.sync.orders import OrderIngestor
+from accord.domain.errors import NotFound
+from accord.orders.service import channel_intake
+from accord.sync.cancellations import send_back_counts
+from accord.sync.content import content_deriver
 from accord.sync.store import SyncStore
-from accord.sync.subscriber import SyncSubscriber
+from accord.sync.subscriber import SyncSubscriber, enqueue_content
 from accord.sync.worker import Drift, StepReport, SyncWorker, build_connectors
 
+CONTENT_CHUNK = 100  # products per transaction of ``accord sync content``
 sync_cli = typer.Typer(help="Channel sync: desired state → marketplaces, within each channel's limits.")
 sandbox_cli = typer.Typer(help="The local marketplace sandbox.")
 cli.add_typer(sync_cli, name="sync", no_args_is_help=True)
@@ -32,11 +36,20 @@ def sync_status(as_json: JsonOpt = False) -> None:
     """Per channel: queue depth, calls, 429s, p50/p99 propagation latency, drift, dead letters."""
     with _app() as app:
         rows = [s.as_dict() for s in SyncStore(app.db).status()]
+        back = send_back_counts(app.db)
+    zero = {"pending": 0, "sent": 0, "dead": 0}
+    for r in rows:  # ship confirmations and cancellations going back to the channel, by state
+        r["shipments"] = back.get(r["channel"], {}).get("shipments", dict(zero))
+        r["cancellations"] = back.get(r["channel"], {}).get("cancellations", dict(zero))
     if as_json:
         _print_json({"channels": rows})
         return
-    table = Table("channel", "queue", "calls", "429s", "p50 ms", "p99 ms", "drift", "dead letters")
+    table = Table(
+        "channel", "queue", "calls", "429s", "p50 ms", "p99 ms", "drift", "repaired", "dead letters",
+        "ships p/s/d", "cancels p/s/d",
+    )  # fmt: skip
     for r in rows:
+        sh, cc = r["shipments"], r["cancellations"]
         table.add_row(
             r["channel"],
             str(r["queue_depth"]),
@@ -45,17 +58,86 @@ def sync_status(as_json: JsonOpt = False) -> None:
             _ms(r["latency_p50_ms"]),
             _ms(r["latency_p99_ms"]),
             str(r["drift"]),
+            str(r["drift_repaired"]),
             str(r["dead_letters"]),
+            f"{sh['pending']}/{sh['sent']}/{sh['dead']}",
+            f"{cc['pending']}/{cc['sent']}/{cc['dead']}",
         )
+    out.print(table)
+
+
+@sync_cli.command("content")
+def sync_content(
+    product: Annotated[str | None, typer.Option("--product", help="One PIM product; all when absent.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue each channel's desired price and content from the PIM (what differs from what was sent): after a
+    channel endpoint is added, or to send parked price/content keys again once their cause is fixed (edits in the
+    PIM queue what changed anyway)."""
+    with _app() as app:
+        deriver = content_deriver(app.db, app.engine)
+        store = SyncStore(app.db)
+        with app.db.read() as tx:
+            ids = deriver.product_ids(tx)
+        if product is not None:
+            if product not in ids:
+                raise NotFound("product", product)
+            ids = [product]
+        variants = pending = 0
+        for i in range(0, len(ids), CONTENT_CHUNK):
+            now = app.engine.clock.now_ms()
+            with app.db.tx() as tx:
+                desired = deriver.for_products(tx, ids[i : i + CONTENT_CHUNK])
+                pending += enqueue_content(store, tx, desired, now, now, revive=True)
+                variants += len(desired)
+    if as_json:
+        _print_json({"products": len(ids), "variants": variants, "pending": pending})
+        return
+    out.print(f"{len(ids)} products, {variants} variants: {pending} price/content keys pending")
+
+
+@sync_cli.command("deadletters")
+def sync_dead_letters(
+    channel: Annotated[str | None, typer.Option("--channel", help="One channel; all when absent.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parked sends (quantity, price, content): channel, SKU, field, reason and the marketplace's answer."""
+    with _app() as app:
+        rows = SyncStore(app.db).dead_letters(channel)
+    if as_json:
+        _print_json(
+            {
+                "dead_letters": [
+                    {
+                        "id": d.id,
+                        "channel": d.channel,
+                        "sku": d.sku,
+                        "field": d.field,
+                        "value": d.value,
+                        "attempts": d.attempts,
+                        "reason": d.reason,
+                        "error": d.error,
+                        "body": d.body,
+                        "created_at": d.created_at,
+                    }
+                    for d in rows
+                ]
+            }
+        )
+        return
+    table = Table("id", "channel", "sku", "field", "attempts", "reason", "error")
+    for d in rows:
+        table.add_row(str(d.id), d.channel, d.sku, d.field, str(d.attempts), d.reason, d.error[:80])
     out.print(table)
 
 
 async def _with_worker(app: App, once: bool, steps: int) -> StepReport:
     store = SyncStore(app.db)
-    relay = Relay(app.db, [SyncSubscriber(store, app.engine.clock)], app.engine.clock)
+    subscriber = SyncSubscriber(store, app.engine.clock, content_deriver(app.db, app.engine))
+    relay = Relay(app.db, [subscriber], app.engine.clock)
     async with httpx.AsyncClient() as client:
         conns = build_connectors(store.endpoints(), client, app.engine.clock)
-        worker = SyncWorker(store, conns, app.engine.clock, orders=OrderIngestor(app.engine))
+        worker = SyncWorker(store, conns, app.engine.clock, orders=channel_intake(app.engine))
         total = StepReport()
         for _ in range(steps):
             await asyncio.to_thread(relay.drain)
@@ -172,3 +254,6 @@ def bench_sync(
         out.print(f"{k}: {result[k]}")
     out.print(f"goals: {result['goals']}")
     out.print(f"baseline_mode: {result['baseline_mode']}")
+
+
+from accord import cli_send_back as _cli_send_back  # noqa: E402, F401  (accord sync shipments | cancellations)

@@ -45,6 +45,8 @@ class Settings:
     relay_max_attempts: int = 8
     relay_backoff_ms: int = 500
     relay_gap_timeout_ms: int = 10_000
+    # channel sync: scheduled reconciliation of every channel (0: only ``accord reconcile``)
+    sync_reconcile_every_s: int = 900
     webhooks: tuple[WebhookSettings, ...] = field(default_factory=tuple)
     source: str = "defaults"
 
@@ -68,6 +70,7 @@ def load_settings(env: dict[str, str] | None = None, config_path: str | Path | N
         source = str(path)
     api = _table(data, "api", path)
     relay = _table(data, "relay", path)
+    sync = _table(data, "sync", path)
     hooks = []
     for i, h in enumerate(data.get("webhooks", [])):
         if not isinstance(h, dict) or not all(isinstance(h.get(k), str) for k in ("name", "url", "secret")):
@@ -81,9 +84,19 @@ def load_settings(env: dict[str, str] | None = None, config_path: str | Path | N
         relay_max_attempts=_int(relay.get("max_attempts", 8), "relay.max_attempts"),
         relay_backoff_ms=_int(relay.get("backoff_ms", 500), "relay.backoff_ms"),
         relay_gap_timeout_ms=_int(relay.get("gap_timeout_ms", 10_000), "relay.gap_timeout_ms"),
+        sync_reconcile_every_s=_reconcile_every(
+            env.get("ACCORD_RECONCILE_EVERY_S") or sync.get("reconcile_every_s", 900)
+        ),
         webhooks=tuple(hooks),
         source=source,
     )
+
+
+def _reconcile_every(value: object) -> int:
+    every = _int(value, "ACCORD_RECONCILE_EVERY_S (sync.reconcile_every_s)")
+    if every < 0:
+        raise InvalidInput(f"ACCORD_RECONCILE_EVERY_S must be 0 (off) or a number of seconds, got {every}")
+    return every
 
 
 def _table(data: dict[str, Any], name: str, path: Path | None) -> dict[str, Any]:

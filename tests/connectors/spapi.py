@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import xml.etree.ElementTree as ET
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,43 @@ RULES: list[tuple[str, re.Pattern[str], str, str | None, dict[int, str]]] = [
                                                                429: "GetOrdersResponse"}),
     ("GET", re.compile(r"/orders/v0/orders/[^/]+/orderItems$"), ORDERS, None,
      {200: "GetOrderItemsResponse", 404: "GetOrderItemsResponse", 429: "GetOrderItemsResponse"}),
+    ("POST", re.compile(r"/orders/v0/orders/[^/]+/shipmentConfirmation$"), ORDERS, "ConfirmShipmentRequest",
+     {204: "", 400: "ConfirmShipmentErrorResponse", 403: "ConfirmShipmentErrorResponse",
+      404: "ConfirmShipmentErrorResponse", 429: "ConfirmShipmentErrorResponse",
+      503: "ConfirmShipmentErrorResponse"}),
 ]  # fmt: skip
+
+
+# OrderAcknowledgement.xsd: the CancelReason enumeration
+ACK_CANCEL_REASONS = frozenset(
+    {"NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
+     "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
+     "MerchandiseNotReceived"}
+)  # fmt: skip
+
+
+def check_order_acknowledgement(body: bytes) -> None:
+    """The structure of a POST_ORDER_ACKNOWLEDGEMENT_DATA document, element order as in amzn-envelope.xsd and
+    OrderAcknowledgement.xsd (no XSD validator here: the shapes are asserted one by one)."""
+    root = ET.fromstring(body)
+    assert root.tag == "AmazonEnvelope"
+    assert [c.tag for c in root][:2] == ["Header", "MessageType"]
+    header = root.find("Header")
+    assert header is not None and [c.tag for c in header] == ["DocumentVersion", "MerchantIdentifier"]
+    assert root.findtext("MessageType") == "OrderAcknowledgement"
+    messages = root.findall("Message")
+    assert messages and [c.tag for c in root][2:] == ["Message"] * len(messages)
+    for n, msg in enumerate(messages, start=1):
+        assert [c.tag for c in msg] == ["MessageID", "OrderAcknowledgement"]
+        assert msg.findtext("MessageID") == str(n)
+        ack = msg.find("OrderAcknowledgement")
+        assert ack is not None
+        tags = [c.tag for c in ack]
+        assert tags[:2] == ["AmazonOrderID", "StatusCode"] and set(tags[2:]) <= {"Item"}
+        assert ack.findtext("StatusCode") in ("Success", "Failure")
+        for item in ack.findall("Item"):
+            assert [c.tag for c in item] in (["AmazonOrderItemCode"], ["AmazonOrderItemCode", "CancelReason"])
+            assert item.findtext("CancelReason") in ACK_CANCEL_REASONS | {None}
 
 
 class ValidatingTransport(httpx.AsyncBaseTransport):
@@ -76,6 +113,7 @@ class ValidatingTransport(httpx.AsyncBaseTransport):
         self.inner = inner
         self.validated: list[tuple[str, str, int]] = []
         self.unparseable: list[str] = []
+        self.xml_uploads: list[bytes] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
@@ -83,7 +121,10 @@ class ValidatingTransport(httpx.AsyncBaseTransport):
         rule = next((r for r in RULES if r[0] == request.method and r[1].search(path)), None)
         if rule is not None and rule[3] is not None:
             validate(rule[2], rule[3], json.loads(body))
-        if request.method == "PUT" and "/_uploads/" in path:
+        if request.method == "PUT" and "/_uploads/" in path and "xml" in request.headers.get("content-type", ""):
+            check_order_acknowledgement(body)
+            self.xml_uploads.append(body)
+        elif request.method == "PUT" and "/_uploads/" in path:
             validate_document("listings-feed-schema-v2.json", json.loads(body))
             for message in json.loads(body)["messages"]:
                 validate_document("listings-feed-message-schema-v2.json", message)
@@ -97,8 +138,13 @@ class ValidatingTransport(httpx.AsyncBaseTransport):
         if rule is not None:
             definition = rule[4].get(response.status_code)
             assert definition is not None, f"unexpected status {response.status_code} for {request.method} {path}"
-            validate(rule[2], definition, parsed)
+            if definition:
+                validate(rule[2], definition, parsed)
+            else:
+                assert not content, f"{request.method} {path}: {response.status_code} must have no body"
             self.validated.append((request.method, path, response.status_code))
-        if "/_downloads/" in path:
+        if "/_downloads/" in path and content.startswith(b"<?xml"):
+            ET.fromstring(content)  # an XML processing report: well-formed at least
+        elif "/_downloads/" in path:
             validate_document("listings-feed-processing-report-schema-v2.json", json.loads(content))
         return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)

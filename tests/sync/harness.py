@@ -35,22 +35,26 @@ class Harness:
         *,
         shown: dict[str, int] | None = None,
         threshold: int = 0,
+        currencies: Mapping[str, str] | None = None,
         **sandbox_kw: Any,
     ) -> None:
+        currencies = currencies or {}
         self.clock = ManualClock()
         self.app = build_app(database_url=url, clock=self.clock, ids=SequentialIds())
         self.engine = self.app.engine
         self.engine.add_location(Location("wh", LocationKind.WAREHOUSE, "us", "US"))
         for ch, dialect in channels:
             policy = StockPolicy(zero_at_or_below=threshold)
-            self.engine.add_channel(Channel(ch, dialect, "us", "USD", ("wh",), policy))
+            self.engine.add_channel(Channel(ch, dialect, "us", currencies.get(ch, "USD"), ("wh",), policy))
         self.engine.add_skus([Sku(s, f"title {s}") for s in sorted(stock)])
         self.engine.move_batch(
             [Movement(MovementKind.RECEIVE, s, "wh", q, f"rcv:{s}") for s, q in sorted(stock.items()) if q > 0]
         )
         shown = shown or {}
         specs = [
-            ChannelSpec(ch, dialect, [ListingSpec(s, qty=shown.get(s, 0)) for s in sorted(stock)])
+            ChannelSpec(
+                ch, dialect, [ListingSpec(s, qty=shown.get(s, 0)) for s in sorted(stock)], currencies.get(ch, "USD")
+            )
             for ch, dialect in channels
         ]
         self.sandbox_app = create_app(SandboxConfig(channels=specs, clock=self.clock, **sandbox_kw))

@@ -54,6 +54,9 @@ def test_sync_series_are_exposed(h: Harness) -> None:
     assert sample(text, 'accord_sync_calls_total{channel="shop"}') == 1
     assert sample(text, 'accord_sync_drift_total{channel="shop"}') == 1
     assert sample(text, 'accord_sync_dead_letters{channel="amz"}') == 0
+    assert sample(text, 'accord_sync_reconcile_passes_total{channel="shop"}') == 1
+    h.run(lambda w: w.drain())  # the repair goes out
+    assert sample(exposition(h), 'accord_sync_drift_repaired_total{channel="shop"}') == 1
     # acknowledged values feed the histogram: per channel and class, cumulative buckets, count and sum
     assert sample(text, 'accord_sync_propagation_latency_seconds_count{channel="amz",class="other"}') == 2
     # one key acknowledged at once, the other after the 1 s Retry-After

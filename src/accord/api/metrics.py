@@ -21,6 +21,7 @@ from accord.app.engine import Engine
 from accord.app.relay import Relay
 from accord.domain.ledger import MovementKind
 from accord.store import schema as t
+from accord.sync.cancellations import send_back_counts
 from accord.sync.store import LATENCY_BUCKETS_MS, LATENCY_SUM, ChannelStatus, SyncStore
 
 UNMATCHED = "unmatched"
@@ -105,6 +106,8 @@ SYNC_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("calls", "accord_sync_calls", "Marketplace calls made by the sync worker, by channel."),
     ("http_429", "accord_sync_http_429", "Marketplace answers 429 (rate limited), by channel."),
     ("drift", "accord_sync_drift", "Keys found by reconciliation to differ from the desired value, by channel."),
+    ("drift_repaired", "accord_sync_drift_repaired", "Drifted keys whose repair the channel acknowledged."),
+    ("reconciled", "accord_sync_reconcile_passes", "Completed reconciliation passes (scheduled or on demand)."),
     ("acked", "accord_sync_acked", "Desired values the channel acknowledged, by channel."),
     ("retries", "accord_sync_retries", "Sends scheduled for a retry, by channel."),
     ("conflicts", "accord_sync_conflicts", "Compare-and-set conflicts, by channel."),
@@ -154,6 +157,21 @@ class SyncCollector:
             for s in rows:
                 fam.add_metric((s.channel,), float(s.counters.get(counter, 0)))
             yield fam
+        yield self._send_back()
+
+    def _send_back(self) -> Metric:
+        """Ship confirmations and cancellations going back to the channels, by channel, kind and state."""
+        fam = GaugeMetricFamily(
+            "accord_sync_send_back",
+            "Ship confirmations and order cancellations for the channels, by channel, kind and state "
+            "(pending, sent, dead).",
+            labels=("channel", "kind", "state"),
+        )
+        for ch, kinds in sorted(send_back_counts(self.store.db).items()):
+            for kind, states in sorted(kinds.items()):
+                for state, n in sorted(states.items()):
+                    fam.add_metric((ch, kind, state), float(n))
+        return fam
 
 
 def route_table(groups: Iterable[tuple[str, Iterable[BaseRoute]]]) -> list[tuple[re.Pattern[str], str]]:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from accord.connectors.base import (
+    CancelReason,
     ChannelOrder,
     ContentUpdate,
     HttpConnector,
@@ -23,6 +24,7 @@ from accord.connectors.base import (
     QuantitySnapshot,
     QuantityUpdate,
     RequestRejected,
+    ShipmentConfirmation,
     chunked,
     decode_time_cursor,
     iso_from_ms,
@@ -33,6 +35,10 @@ from accord.connectors.base import (
 )
 
 MEDIA_TYPE = "application/vnd.allegro.public.v1+json"
+# carrierId values Allegro knows; any other carrier goes as OTHER with carrierName
+CARRIER_IDS = frozenset(
+    {"ALLEGRO", "DPD", "DHL", "INPOST", "POCZTA_POLSKA", "UPS", "GLS", "FEDEX", "ORLEN", "GEIS", "RABEN", "PACZKOMATY"}
+)
 
 
 def _errors_text(data: Any) -> str:
@@ -142,3 +148,56 @@ class AllegroConnector(HttpConnector):
             )
         has_more = offset + len(orders) < int(data.get("totalCount", 0))
         return OrdersPage(orders, next_time_cursor(since_ms, offset, orders, has_more))
+
+    # ----- ship confirmations and cancellations
+
+    async def _line_ids(self, form_id: str) -> dict[str, str]:
+        resp = await self.request("GET", f"/order/checkout-forms/{quote(form_id, safe='')}")
+        data = self.decode_object(resp)
+        self.expect_status(resp, (200,), f"checkout-form {form_id}", _errors_text(data))
+        out: dict[str, str] = {}
+        for li in data.get("lineItems") or []:
+            if isinstance(li, dict):
+                sku = str(((li.get("offer") or {}).get("external") or {}).get("id") or "")
+                out.setdefault(sku, str(li.get("id")))
+        return out
+
+    def shipment_body(self, shipment: ShipmentConfirmation, line_ids: dict[str, str]) -> JsonObject:
+        """``POST /order/checkout-forms/{id}/shipments`` body: carrier, waybill and the line items it carries."""
+        carrier = shipment.carrier.strip().upper().replace(" ", "_")
+        body: JsonObject = {
+            "carrierId": carrier if carrier in CARRIER_IDS else "OTHER",
+            "waybill": shipment.tracking,
+            "lineItems": [{"id": line.line_id or line_ids[line.sku]} for line in shipment.lines],
+        }
+        if body["carrierId"] == "OTHER":
+            body["carrierName"] = shipment.carrier
+        return body
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        line_ids: dict[str, str] = {}
+        if any(not line.line_id for line in shipment.lines):
+            line_ids = await self._line_ids(shipment.channel_order_id)
+            missing = sorted({ln.sku for ln in shipment.lines if not ln.line_id and ln.sku not in line_ids})
+            if missing:
+                raise RequestRejected(f"allegro checkout form {shipment.channel_order_id} has no line for {missing}")
+        resp = await self.request(
+            "POST",
+            f"/order/checkout-forms/{quote(shipment.channel_order_id, safe='')}/shipments",
+            json_body=self.shipment_body(shipment, line_ids),
+            headers={"content-type": MEDIA_TYPE},
+        )
+        detail = "" if resp.status_code == 201 else _errors_text(self.decode_object(resp))
+        self.expect_status(resp, (201,), f"shipments {shipment.channel_order_id}", detail)
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        """Allegro has no seller cancel call with a reason: the seller sets the order's fulfillment status to
+        CANCELLED (``PUT /order/checkout-forms/{id}/fulfillment``); the buyer is refunded from Allegro's panel."""
+        resp = await self.request(
+            "PUT",
+            f"/order/checkout-forms/{quote(channel_order_id, safe='')}/fulfillment",
+            json_body={"status": "CANCELLED"},
+            headers={"content-type": MEDIA_TYPE},
+        )
+        detail = "" if resp.status_code in (200, 204) else _errors_text(self.decode_object(resp))
+        self.expect_status(resp, (200, 204), f"fulfillment {channel_order_id}", detail)

@@ -13,6 +13,7 @@ import email.utils
 import json
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +24,10 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from accord.app.ports import Clock, SystemClock
+
+# HTTP calls a connector makes, counted for whoever set a counter in the current task's context: an operation that
+# takes several calls (a lookup, then the write) can be charged to the channel's budget in full
+CALLS: ContextVar[list[int] | None] = ContextVar("accord_connector_calls", default=None)
 
 JsonObject = dict[str, Any]
 _T = TypeVar("_T")
@@ -64,6 +69,10 @@ class ContentUpdate:
     price: Decimal | None = None
     currency: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # key product features as a list (Amazon ``bullet_point``); dialects without a bullets field get them folded
+    # into the description by the sync engine
+    bullets: tuple[str, ...] = ()
+    locale: str | None = None  # the language of title/description/bullets (BCP 47 with "_", e.g. "de_DE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +113,11 @@ class ChannelOrder:
     lines: tuple[OrderLine, ...]
     currency: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # the channel's own ship-by and the buyer's destination, where the channel sends them (order routing, SLA)
+    ship_by: datetime | None = None
+    ship_to_region: str | None = None
+    ship_to_lat: float | None = None
+    ship_to_lon: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +477,9 @@ class HttpConnector:
         """Send one request; raise a typed :class:`ConnectorError` for 429, 5xx, timeouts, transport failures and
         auth errors. Other 4xx responses are returned unless listed nowhere: callers turn them into item results."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.url(path_or_url)
+        counter = CALLS.get()
+        if counter is not None:
+            counter[0] += 1
         all_headers = {"accept": "application/json", **(self.auth_headers() if with_auth else {}), **(headers or {})}
         try:
             async with asyncio.timeout(self.config.timeout_s):
@@ -523,6 +540,19 @@ class HttpConnector:
     def malformed(self, resp: httpx.Response, what: str) -> MalformedResponse:
         return MalformedResponse(
             f"{resp.request.method} {resp.request.url}: {what}", status=resp.status_code, body=resp.text[:2000]
+        )
+
+    def expect_status(self, resp: httpx.Response, ok: Sequence[int], what: str, detail: str = "") -> None:
+        """For single-shot writes (ship confirmations, cancellations): any status outside ``ok`` that
+        :meth:`raise_for_status` let through is a 4xx the marketplace will repeat, so :class:`RequestRejected`
+        (with the body kept for the dead letter); 404 says ``not_found`` in the message."""
+        if resp.status_code in ok:
+            return
+        kind = "not found" if resp.status_code == 404 else "rejected"
+        raise RequestRejected(
+            f"{what}: {resp.status_code} {kind}" + (f": {detail}" if detail else ""),
+            status=resp.status_code,
+            body=resp.text[:2000],
         )
 
     def rejected_result(self, sku: str, resp: httpx.Response, reason: str, detail: str) -> ItemResult:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from accord.connectors.base import (
+    CancelReason,
     ChannelOrder,
     ConnectorError,
     ContentUpdate,
@@ -26,6 +27,7 @@ from accord.connectors.base import (
     QuantitySnapshot,
     QuantityUpdate,
     RequestRejected,
+    ShipmentConfirmation,
     chunked,
     decode_time_cursor,
     iso_from_ms,
@@ -39,6 +41,15 @@ from accord.connectors.base import (
 )
 
 INVENTORY = "/sell/inventory/v1"
+FULFILLMENT = "/sell/fulfillment/v1"
+# Post-Order API cancellation reasons a seller may give
+CANCEL_REASONS = {
+    CancelReason.OUT_OF_STOCK: "OUT_OF_STOCK_OR_CANNOT_FULFILL",
+    CancelReason.CUSTOMER_REQUEST: "BUYER_ASKED_CANCEL",
+    CancelReason.PRICING_ERROR: "OUT_OF_STOCK_OR_CANNOT_FULFILL",
+    CancelReason.UNDELIVERABLE: "ADDRESS_ISSUES",
+    CancelReason.OTHER: "OUT_OF_STOCK_OR_CANNOT_FULFILL",
+}
 # errorIds treated as "per-listing daily revision cap reached" (retry tomorrow, not a payload problem).
 # 25099 is the sandbox's code for it; extend with the production id(s) when observed.
 DAILY_REVISION_CAP_ERROR_IDS = frozenset({25099})
@@ -137,6 +148,16 @@ class EbayConnector(HttpConnector):
             return ItemResult(sku, ItemStatus.OK)
         return self.rejected_result(sku, resp, "invalid", _errors_text(self.decode_object(resp).get("errors")))
 
+    async def offer_id(self, sku: str) -> str | None:
+        """The offerId of the SKU's offer (getOffers), None when it has none."""
+        resp = await self.request("GET", f"{INVENTORY}/offer", params={"sku": sku})
+        if resp.status_code == 404:
+            return None
+        offers = self.decode_object(resp).get("offers")
+        if resp.status_code != 200 or not isinstance(offers, list):
+            raise self.malformed(resp, f"getOffers: {resp.status_code}")
+        return next((str(o["offerId"]) for o in offers if isinstance(o, dict) and o.get("offerId")), None)
+
     async def update_content(self, items: Sequence[ContentUpdate]) -> list[ItemResult]:
         async def one(update: ContentUpdate) -> ItemResult:
             path = f"{INVENTORY}/inventory_item/{quote(update.sku, safe='')}"
@@ -158,10 +179,11 @@ class EbayConnector(HttpConnector):
             result = await self.create_or_replace_inventory_item(update.sku, current)
             if not result.ok or update.price is None:
                 return result
-            if not update.listing_ref:
-                return ItemResult(update.sku, ItemStatus.REJECTED, "missing_listing_ref", "offerId needed for price")
+            offer_id = update.listing_ref or await self.offer_id(update.sku)
+            if not offer_id:
+                return ItemResult(update.sku, ItemStatus.REJECTED, "missing_listing_ref", "the SKU has no offer")
             offer = {
-                "offerId": update.listing_ref,
+                "offerId": offer_id,
                 "price": {"value": str(update.price), "currency": update.currency or self.config.currency},
             }
             resp = await self.request(
@@ -210,3 +232,47 @@ class EbayConnector(HttpConnector):
         total_count = int(data.get("total", 0))
         has_more = offset + len(orders) < total_count
         return OrdersPage(orders, next_time_cursor(since_ms, offset, orders, has_more))
+
+    # ----- ship confirmations and cancellations
+
+    @staticmethod
+    def shipping_fulfillment(shipment: ShipmentConfirmation, line_ids: dict[str, str]) -> JsonObject:
+        """Fulfillment API ``createShippingFulfillment`` body."""
+        return {
+            "lineItems": [
+                {"lineItemId": line.line_id or line_ids[line.sku], "quantity": line.qty} for line in shipment.lines
+            ],
+            "shippedDate": iso_from_ms(ms_from_datetime(shipment.shipped_at)),
+            "shippingCarrierCode": shipment.carrier,
+            "trackingNumber": shipment.tracking,
+        }
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        order_path = f"{FULFILLMENT}/order/{quote(shipment.channel_order_id, safe='')}"
+        line_ids: dict[str, str] = {}
+        if any(not line.line_id for line in shipment.lines):
+            resp = await self.request("GET", order_path)
+            data = self.decode_object(resp)
+            self.expect_status(resp, (200,), f"getOrder {shipment.channel_order_id}", _errors_text(data.get("errors")))
+            for li in data.get("lineItems") or []:
+                if isinstance(li, dict) and li.get("sku"):
+                    line_ids.setdefault(str(li["sku"]), str(li.get("lineItemId")))
+            missing = sorted({ln.sku for ln in shipment.lines if not ln.line_id and ln.sku not in line_ids})
+            if missing:
+                raise RequestRejected(f"ebay order {shipment.channel_order_id} has no line item for SKU {missing}")
+        resp = await self.request(
+            "POST", f"{order_path}/shipping_fulfillment", json_body=self.shipping_fulfillment(shipment, line_ids)
+        )
+        detail = "" if resp.status_code == 201 else _errors_text(self.decode_object(resp).get("errors"))
+        self.expect_status(resp, (201,), f"createShippingFulfillment {shipment.channel_order_id}", detail)
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        """Post-Order API ``POST /post-order/v2/cancellation`` (seller-initiated; the OAuth token goes as IAF)."""
+        resp = await self.request(
+            "POST",
+            "/post-order/v2/cancellation",
+            json_body={"legacyOrderId": channel_order_id, "cancelReason": CANCEL_REASONS[reason]},
+            headers={"Authorization": f"IAF {self.config.credential('access_token')}"},
+        )
+        detail = "" if resp.status_code in (200, 201) else _errors_text(self.decode_object(resp).get("errors"))
+        self.expect_status(resp, (200, 201), f"cancellation {channel_order_id}", detail)

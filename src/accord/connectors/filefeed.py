@@ -5,6 +5,8 @@ Files are written atomically: a temporary file in the same directory, flushed an
 ``<channel>-<kind>-<now_ms>-<seq>.csv`` so a reader never sees a partial file. Orders are read from CSV files in an
 optional inbox directory (columns ``order_id,created_at,status,sku,qty,unit_price,currency``; one row per line);
 the cursor is the last file name processed. Reads of channel quantities are not possible with a one-way feed.
+Ship confirmations and cancellations go out as ``<channel>-shipment-<shipment id>.csv`` and
+``<channel>-cancellation-<order id>.csv``: named by their own id, so a resend replaces the file, never doubles it.
 
 Config: options ``drop_dir`` (required), ``inbox_dir`` (optional). ``base_url`` is informational (``file://...``).
 """
@@ -12,9 +14,11 @@ Config: options ``drop_dir`` (required), ``inbox_dir`` (optional). ``base_url`` 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,13 +36,27 @@ from accord.connectors.base import (
     OrdersPage,
     QuantitySnapshot,
     QuantityUpdate,
+    RequestRejected,
     ShipmentConfirmation,
     TransportError,
     UnsupportedOperation,
+    iso_from_ms,
     limits_for,
     money,
+    ms_from_datetime,
     parse_iso,
 )
+
+SHIPMENT_COLUMNS = (
+    "order_id", "shipment_id", "carrier", "tracking", "shipped_at", "sku", "qty", "line_id", "ship_from",
+)  # fmt: skip
+CANCELLATION_COLUMNS = ("order_id", "reason", "note")
+
+
+def _safe(value: str) -> str:
+    """A file-name-safe, collision-free spelling of an id: readable characters kept, plus a short hash."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", value)[:80]
+    return f"{readable}-{hashlib.sha256(value.encode()).hexdigest()[:10]}"
 
 
 def write_atomic(directory: Path, name: str, data: bytes) -> Path:
@@ -132,11 +150,49 @@ class FileFeedConnector:
         ]
         return OrdersPage(orders, path.name)
 
+    def _write_named(self, name: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        try:
+            return write_atomic(self.drop_dir, name, buf.getvalue().encode("utf-8"))
+        except OSError as exc:
+            raise TransportError(f"cannot write {name} to {self.drop_dir}: {exc}") from exc
+
     async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
-        raise UnsupportedOperation("filefeed: confirm_shipment")
+        """``<channel>-shipment-<shipment id>.csv``, one row per line. The name is the shipment's, so a resend
+        replaces the same file (idempotent) instead of adding a second confirmation."""
+        if not shipment.lines:
+            raise RequestRejected(f"shipment {shipment.shipment_id} has no lines")
+        shipped = iso_from_ms(ms_from_datetime(shipment.shipped_at))
+        rows = [
+            [
+                shipment.channel_order_id,
+                shipment.shipment_id,
+                shipment.carrier,
+                shipment.tracking,
+                shipped,
+                line.sku,
+                line.qty,
+                line.line_id or "",
+                shipment.ship_from_location or "",
+            ]
+            for line in shipment.lines
+        ]
+        self._write_named(
+            f"{self.config.channel_id}-shipment-{_safe(shipment.shipment_id)}.csv",
+            SHIPMENT_COLUMNS,
+            rows,
+        )
 
     async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
-        raise UnsupportedOperation("filefeed: cancel_order")
+        """``<channel>-cancellation-<order id>.csv`` (order_id, reason, note); a resend replaces the same file."""
+        self._write_named(
+            f"{self.config.channel_id}-cancellation-{_safe(channel_order_id)}.csv",
+            CANCELLATION_COLUMNS,
+            [[channel_order_id, reason.value, note]],
+        )
 
     async def aclose(self) -> None:
         return None

@@ -24,6 +24,7 @@ from decimal import Decimal
 import httpx
 
 from accord.connectors.base import (
+    CancelReason,
     ChannelOrder,
     ConnectorError,
     ContentUpdate,
@@ -38,6 +39,7 @@ from accord.connectors.base import (
     RateLimited,
     RequestRejected,
     ServerError,
+    ShipmentConfirmation,
     chunked,
     decode_time_cursor,
     iso_from_ms,
@@ -50,6 +52,16 @@ from accord.connectors.base import (
 )
 
 LOCK_CODES = frozenset({"STOCK_LOCKED_BY_CAMPAIGN"})
+# /order/cancel reason_id per reason (ids of the seller cancel reasons /order/reason/cancel/list returns);
+# override per channel with the option ``cancel_reason_ids`` ({"out_of_stock": "15", ...}, JSON)
+CANCEL_REASON_IDS = {
+    CancelReason.OUT_OF_STOCK: "15",
+    CancelReason.CUSTOMER_REQUEST: "10",
+    CancelReason.PRICING_ERROR: "21",
+    CancelReason.UNDELIVERABLE: "17",
+    CancelReason.OTHER: "15",
+}
+CLOSED_ITEM_STATUSES = frozenset({"shipped", "delivered", "canceled", "cancelled", "returned", "failed"})
 
 
 def lazada_sign(app_secret: str, path: str, params: Mapping[str, str]) -> str:
@@ -206,3 +218,63 @@ class LazadaConnector(HttpConnector):
             )
         has_more = offset + len(orders) < int(body.get("countTotal", body.get("count", 0)))
         return OrdersPage(orders, next_time_cursor(since_ms, offset, orders, has_more))
+
+    # ----- ship confirmations and cancellations
+
+    async def _order_items(self, order_id: str) -> list[JsonObject]:
+        data, resp = await self.call("GET", "/orders/items/get", {"order_id": order_id})
+        units = data.get("data")
+        if not isinstance(units, list):
+            raise self.malformed(resp, "orders/items/get lacks data")
+        return [u for u in units if isinstance(u, dict)]
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        """``/order/rts`` (ready to ship, dropship) for the order item ids of the shipped units (Lazada keeps one
+        order item per unit), with the provider and tracking number."""
+        units = await self._order_items(shipment.channel_order_id)
+        open_units = [u for u in units if str(u.get("status", "")).lower() not in CLOSED_ITEM_STATUSES]
+        chosen: list[int] = []
+        short: list[str] = []
+        for line in shipment.lines:
+            mine = [u for u in open_units if str(u.get("sku")) == line.sku and int(u["order_item_id"]) not in chosen]
+            chosen.extend(int(u["order_item_id"]) for u in mine[: line.qty])
+            if len(mine) < line.qty:
+                short.append(f"{line.sku} short by {line.qty - len(mine)}")
+        if not chosen and units and all(str(u.get("status", "")).lower() == "shipped" for u in units):
+            return  # shipped before: the earlier confirmation went through
+        if short:
+            raise RequestRejected(f"lazada order {shipment.channel_order_id}: no open items: {short}")
+        await self.call(
+            "POST",
+            "/order/rts",
+            {
+                "delivery_type": "dropship",
+                "order_item_ids": json.dumps(chosen),
+                "shipment_provider": shipment.carrier,
+                "tracking_number": shipment.tracking,
+            },
+        )
+
+    def _reason_id(self, reason: CancelReason) -> str:
+        custom = self.config.options.get("cancel_reason_ids")
+        if custom:
+            ids = json.loads(custom)
+            if isinstance(ids, dict) and reason.value in ids:
+                return str(ids[reason.value])
+        return CANCEL_REASON_IDS[reason]
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        """``/order/cancel`` per open order item (Lazada cancels item by item)."""
+        units = await self._order_items(channel_order_id)
+        for unit in units:
+            if str(unit.get("status", "")).lower() in CLOSED_ITEM_STATUSES:
+                continue
+            await self.call(
+                "POST",
+                "/order/cancel",
+                {
+                    "order_item_id": str(unit["order_item_id"]),
+                    "reason_id": self._reason_id(reason),
+                    "reason_detail": note[:200],
+                },
+            )

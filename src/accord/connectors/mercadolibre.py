@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from accord.connectors.base import (
+    CancelReason,
     ChannelOrder,
     ContentUpdate,
     HttpConnector,
@@ -24,6 +25,7 @@ from accord.connectors.base import (
     QuantitySnapshot,
     QuantityUpdate,
     RequestRejected,
+    ShipmentConfirmation,
     chunked,
     decode_time_cursor,
     iso_from_ms,
@@ -33,6 +35,15 @@ from accord.connectors.base import (
     parse_iso,
     run_per_item,
 )
+
+# reasons of a "sale not completed" feedback (how a seller cancels a sale)
+CANCEL_REASONS = {
+    CancelReason.OUT_OF_STOCK: "OUT_OF_STOCK",
+    CancelReason.CUSTOMER_REQUEST: "BUYER_REGRETS",
+    CancelReason.PRICING_ERROR: "SELLER_REGRETS",
+    CancelReason.UNDELIVERABLE: "SELLER_REGRETS",
+    CancelReason.OTHER: "SELLER_REGRETS",
+}
 
 
 def _error_text(data: Any) -> str:
@@ -156,3 +167,33 @@ class MercadoLibreConnector(HttpConnector):
         paging = data.get("paging") or {}
         has_more = offset + len(orders) < int(paging.get("total", 0))
         return OrdersPage(orders, next_time_cursor(since_ms, offset, orders, has_more))
+
+    # ----- ship confirmations and cancellations
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        """Custom (ME1) shipping: read the order's ``shipping.id``, then ``PUT /shipments/{id}`` with the tracking
+        number and status ``shipped``. Mercado Libre ships whole orders (packs): the lines are informational."""
+        oid = quote(shipment.channel_order_id, safe="")
+        resp = await self.request("GET", f"/orders/{oid}")
+        data = self.decode_object(resp)
+        self.expect_status(resp, (200,), f"order {shipment.channel_order_id}", _error_text(data))
+        shipping_id = (data.get("shipping") or {}).get("id")
+        if shipping_id is None:
+            raise RequestRejected(f"mercadolibre order {shipment.channel_order_id} has no shipment", body=resp.text)
+        body = {"tracking_number": shipment.tracking, "status": "shipped", "service_id": shipment.carrier}
+        resp = await self.request("PUT", f"/shipments/{quote(str(shipping_id), safe='')}", json_body=body)
+        detail = "" if resp.status_code == 200 else _error_text(self.decode_object(resp))
+        self.expect_status(resp, (200,), f"shipment {shipping_id}", detail)
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        """A sale is cancelled by the seller's feedback ``fulfilled: false`` with a reason."""
+        body = {
+            "fulfilled": False,
+            "rating": "neutral",
+            "reason": CANCEL_REASONS[reason],
+            "message": note[:160],
+            "restock_item": False,
+        }
+        resp = await self.request("POST", f"/orders/{quote(channel_order_id, safe='')}/feedback", json_body=body)
+        detail = "" if resp.status_code in (200, 201) else _error_text(self.decode_object(resp))
+        self.expect_status(resp, (200, 201), f"feedback {channel_order_id}", detail)

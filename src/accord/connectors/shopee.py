@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from accord.connectors.base import (
+    CancelReason,
     ChannelOrder,
     ContentUpdate,
     HttpConnector,
@@ -37,12 +38,21 @@ from accord.connectors.base import (
     RateLimited,
     RequestRejected,
     ServerError,
+    ShipmentConfirmation,
     chunked,
     money,
     run_per_item,
 )
 
 WINDOW_S = 15 * 24 * 3600
+# cancel_order reasons a seller may give (OUT_OF_STOCK names the items in item_list)
+CANCEL_REASONS = {
+    CancelReason.OUT_OF_STOCK: "OUT_OF_STOCK",
+    CancelReason.CUSTOMER_REQUEST: "CUSTOMER_REQUEST",
+    CancelReason.PRICING_ERROR: "OUT_OF_STOCK",
+    CancelReason.UNDELIVERABLE: "UNDELIVERABLE_AREA",
+    CancelReason.OTHER: "OUT_OF_STOCK",
+}
 
 
 def shopee_sign(partner_key: str, partner_id: str, path: str, timestamp: int, access_token: str, shop_id: str) -> str:
@@ -226,3 +236,32 @@ class ShopeeConnector(HttpConnector):
             currency=raw.get("currency"),
             raw=raw,
         )
+
+    # ----- ship confirmations and cancellations
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        """``logistics/ship_order`` for a non-integrated logistics channel: the seller's own tracking number."""
+        body: JsonObject = {
+            "order_sn": shipment.channel_order_id,
+            "non_integrated": {"tracking_number": shipment.tracking},
+        }
+        await self.call("POST", "/api/v2/logistics/ship_order", body=body)
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        """``order/cancel_order``; an OUT_OF_STOCK cancellation lists the order's items (from get_order_detail)."""
+        code = CANCEL_REASONS[reason]
+        body: JsonObject = {"order_sn": channel_order_id, "cancel_reason": code}
+        if code == "OUT_OF_STOCK":
+            detail, _ = await self.call(
+                "GET",
+                "/api/v2/order/get_order_detail",
+                {"order_sn_list": channel_order_id, "response_optional_fields": "item_list"},
+            )
+            found = (detail.get("response") or {}).get("order_list") or []
+            if not found:
+                raise RequestRejected(f"shopee order {channel_order_id} not found", status=404)
+            body["item_list"] = [
+                {"item_id": int(li["item_id"]), "model_id": int(li.get("model_id") or 0)}
+                for li in found[0].get("item_list") or []
+            ]
+        await self.call("POST", "/api/v2/order/cancel_order", body=body)

@@ -4,6 +4,8 @@
   user error ``CHANGE_FROM_QUANTITY_STALE`` → :attr:`ItemStatus.CONFLICT`) under ``@idempotent(key:)``. The key is
   derived from the payload (and any caller keys), so resending the same batch reuses it.
 - Content: ``productUpdate`` (title, descriptionHtml).
+- Ship confirmations: the order's fulfillment orders, then ``fulfillmentCreate`` with tracking info under
+  ``@idempotent(key: shipment id)``; cancellations: ``orderCancel`` with the reason as OrderCancelReason.
 - Orders: ``orders(sortKey: CREATED_AT, after:)`` polling; ``orders/create`` webhooks via :func:`verify_webhook`
   and :func:`parse_order_webhook` (HMAC-SHA256 of the raw body with the app secret, deduped by webhook id).
 - Throttling is cost based: every response carries ``extensions.cost.throttleStatus``, kept in
@@ -29,6 +31,7 @@ from typing import Any
 import httpx
 
 from accord.connectors.base import (
+    CancelReason,
     ChannelOrder,
     ConnectorError,
     ContentUpdate,
@@ -42,8 +45,12 @@ from accord.connectors.base import (
     QuantityUpdate,
     RateLimited,
     RequestRejected,
+    ShipmentConfirmation,
+    ShipmentLine,
     chunked,
+    iso_from_ms,
     money,
+    ms_from_datetime,
     not_attempted,
     parse_iso,
     retryable_result,
@@ -75,6 +82,23 @@ mutation AccordProductUpdate($product: ProductUpdateInput!) {
 }
 """.strip()
 
+FIND_VARIANTS = """
+query AccordFindVariants($q: String!, $first: Int!) {
+  productVariants(first: $first, query: $q) {
+    nodes { id sku product { id } }
+  }
+}
+""".strip()
+
+VARIANTS_BULK_UPDATE = """
+mutation AccordVariantPrice($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkUpdate(productId: $productId, variants: $variants) {
+    productVariants { id price }
+    userErrors { field message }
+  }
+}
+""".strip()
+
 ORDERS = """
 query AccordOrders($first: Int!, $after: String) {
   orders(first: $first, after: $after, sortKey: CREATED_AT) {
@@ -86,6 +110,61 @@ query AccordOrders($first: Int!, $after: String) {
   }
 }
 """.strip()
+
+
+FULFILLMENT_ORDERS = """
+query AccordFulfillmentOrders($id: ID!) {
+  order(id: $id) {
+    id
+    fulfillments(first: 50) { id trackingInfo { number } }
+    fulfillmentOrders(first: 20) {
+      nodes { id status lineItems(first: 100) { nodes { id remainingQuantity lineItem { id sku } } } }
+    }
+  }
+}
+""".strip()
+
+FULFILLMENT_CREATE = """
+mutation AccordFulfillmentCreate($fulfillment: FulfillmentInput!, $message: String, $key: String!) {
+  fulfillmentCreate(fulfillment: $fulfillment, message: $message) @idempotent(key: $key) {
+    fulfillment { id status trackingInfo { company number } }
+    userErrors { field message }
+  }
+}
+""".strip()
+
+ORDER_CANCEL = """
+mutation AccordOrderCancel($orderId: ID!, $reason: OrderCancelReason!, $refund: Boolean!, $restock: Boolean!,
+  $staffNote: String, $notifyCustomer: Boolean) {
+  orderCancel(orderId: $orderId, reason: $reason, refund: $refund, restock: $restock, staffNote: $staffNote,
+    notifyCustomer: $notifyCustomer) {
+    job { id done }
+    orderCancelUserErrors { field message code }
+  }
+}
+""".strip()
+
+
+def _numeric_id(value: object) -> str:
+    """``gid://shopify/LineItem/123`` and the REST id ``123`` (what webhooks carry) are the same line item."""
+    return str(value).rsplit("/", 1)[-1]
+
+
+def _same_line(item: Mapping[str, Any], line: ShipmentLine) -> bool:
+    if line.line_id:
+        return _numeric_id(item.get("id")) == _numeric_id(line.line_id)
+    return item.get("sku") == line.sku
+
+
+# OrderCancelReason values: CUSTOMER, DECLINED, FRAUD, INVENTORY, OTHER, STAFF
+CANCEL_REASONS = {
+    CancelReason.OUT_OF_STOCK: "INVENTORY",
+    CancelReason.CUSTOMER_REQUEST: "CUSTOMER",
+    CancelReason.PRICING_ERROR: "STAFF",
+    CancelReason.UNDELIVERABLE: "OTHER",
+    CancelReason.OTHER: "OTHER",
+}
+OPEN_FULFILLMENT_ORDER = frozenset({"OPEN", "IN_PROGRESS", "SCHEDULED"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,38 +394,78 @@ class ShopifyConnector(HttpConnector):
                 found[str(node.get("sku"))] = QuantitySnapshot(str(node.get("sku")), qty, str(node.get("id")))
         return [found.get(s, QuantitySnapshot(s, None)) for s in skus]
 
+    async def find_variants(self, skus: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """SKU → (ProductVariant gid, Product gid), by ``productVariants(query: "sku:...")`` (50 per query)."""
+        found: dict[str, tuple[str, str]] = {}
+        for batch in chunked(list(skus), 50):
+            q = " OR ".join(f"sku:{json.dumps(s)}" for s in batch)
+            data, resp = await self.graphql(FIND_VARIANTS, {"q": q, "first": len(batch)})
+            nodes = (data.get("productVariants") or {}).get("nodes")
+            if not isinstance(nodes, list):
+                raise self.malformed(resp, "productVariants.nodes missing")
+            for node in nodes:
+                product = (node.get("product") or {}).get("id")
+                if node.get("sku") in batch and node.get("id") and product:
+                    found[str(node["sku"])] = (str(node["id"]), str(product))
+        return found
+
     async def update_content(self, items: Sequence[ContentUpdate]) -> list[ItemResult]:
+        """Title and description by ``productUpdate`` on the Product gid (``listing_ref`` when it is one, else found
+        by SKU); price by ``productVariantsBulkUpdate`` on the variant (in the shop's currency only)."""
         results: list[ItemResult] = []
         stop: ConnectorError | None = None
+        lookup = [i.sku for i in items if i.price is not None or not _is_product_gid(i.listing_ref)]
+        variants: dict[str, tuple[str, str]] = {}
+        if lookup:
+            try:
+                variants = await self.find_variants(lookup)
+            except ConnectorError as err:
+                return [retryable_result(i.sku, err) for i in items]
         for item in items:
-            product: JsonObject = {"id": item.listing_ref}
-            if item.title is not None:
-                product["title"] = item.title
-            if item.description is not None:
-                product["descriptionHtml"] = item.description
+            found = variants.get(item.sku)
+            product_id = item.listing_ref if _is_product_gid(item.listing_ref) else (found[1] if found else None)
             if stop is not None:
                 results.append(not_attempted(item.sku, stop))
-            elif not item.listing_ref:
-                results.append(ItemResult(item.sku, ItemStatus.REJECTED, "missing_listing_ref", "Product gid needed"))
-            elif item.price is not None or item.attributes:
+                continue
+            if product_id is None or (item.price is not None and found is None):
+                results.append(ItemResult(item.sku, ItemStatus.REJECTED, "not_found", "no variant has this SKU"))
+                continue
+            if item.attributes:
                 results.append(
-                    ItemResult(item.sku, ItemStatus.REJECTED, "unsupported", "price/attributes need variant mutations")
+                    ItemResult(item.sku, ItemStatus.REJECTED, "unsupported", "attributes need metafield mutations")
                 )
-            else:
-                try:
-                    data, resp = await self.graphql(PRODUCT_UPDATE, {"product": product})
-                except ConnectorError as err:
-                    results.append(retryable_result(item.sku, err))
-                    stop = err if err.retryable else None
-                    continue
-                payload = data.get("productUpdate") or {}
-                errs = payload.get("userErrors") or []
-                if errs:
-                    msg = "; ".join(str(e.get("message", "")) for e in errs)
-                    results.append(self.rejected_result(item.sku, resp, "invalid", msg))
-                else:
-                    results.append(ItemResult(item.sku, ItemStatus.OK))
+                continue
+            if item.price is not None and (item.currency or self.config.currency) != self.config.currency:
+                detail = f"prices are in the shop's currency {self.config.currency}, not {item.currency}"
+                results.append(ItemResult(item.sku, ItemStatus.REJECTED, "currency", detail))
+                continue
+            try:
+                result = await self._content_calls(item, product_id, found[0] if found else None)
+            except ConnectorError as err:
+                results.append(retryable_result(item.sku, err))
+                stop = err if err.retryable else None
+                continue
+            results.append(result)
         return results
+
+    async def _content_calls(self, item: ContentUpdate, product_id: str, variant_id: str | None) -> ItemResult:
+        product: JsonObject = {"id": product_id}
+        if item.title is not None:
+            product["title"] = item.title
+        if item.description is not None:
+            product["descriptionHtml"] = item.description
+        if len(product) > 1:
+            data, resp = await self.graphql(PRODUCT_UPDATE, {"product": product})
+            errs = (data.get("productUpdate") or {}).get("userErrors") or []
+            if errs:
+                return self.rejected_result(item.sku, resp, "invalid", "; ".join(str(e.get("message")) for e in errs))
+        if item.price is not None and variant_id is not None:
+            variables = {"productId": product_id, "variants": [{"id": variant_id, "price": f"{item.price:.2f}"}]}
+            data, resp = await self.graphql(VARIANTS_BULK_UPDATE, variables)
+            errs = (data.get("productVariantsBulkUpdate") or {}).get("userErrors") or []
+            if errs:
+                return self.rejected_result(item.sku, resp, "invalid", "; ".join(str(e.get("message")) for e in errs))
+        return ItemResult(item.sku, ItemStatus.OK)
 
     async def fetch_orders(self, cursor: str | None) -> OrdersPage:
         data, resp = await self.graphql(ORDERS, {"first": 50, "after": cursor})
@@ -377,3 +496,101 @@ class ShopifyConnector(HttpConnector):
             )
         end = (conn.get("pageInfo") or {}).get("endCursor")
         return OrdersPage(orders, str(end) if end else cursor)
+
+    # ----- ship confirmations and cancellations
+
+    def fulfillment_input(self, shipment: ShipmentConfirmation, order: JsonObject) -> JsonObject | None:
+        """``FulfillmentInput`` for the shipment from the order's open fulfillment orders: each line takes units
+        from fulfillment-order line items of its line item (by gid, else by SKU). None when the order already has a
+        fulfillment with this tracking number (a confirmation that went through before)."""
+        for f in order.get("fulfillments") or []:
+            numbers = {str(t.get("number")) for t in (f or {}).get("trackingInfo") or [] if isinstance(t, dict)}
+            if shipment.tracking in numbers:
+                return None
+        pools: list[tuple[str, JsonObject]] = []
+        for fo in (order.get("fulfillmentOrders") or {}).get("nodes") or []:
+            if fo.get("status") not in OPEN_FULFILLMENT_ORDER:
+                continue
+            for li in (fo.get("lineItems") or {}).get("nodes") or []:
+                pools.append((str(fo["id"]), dict(li)))
+        by_fo: dict[str, list[JsonObject]] = {}
+        short: list[str] = []
+        taken_any = False
+        for line in shipment.lines:
+            left = line.qty
+            for fo_id, li in pools:
+                item = li.get("lineItem") or {}
+                if not _same_line(item, line):
+                    continue
+                take = min(left, int(li.get("remainingQuantity") or 0))
+                if take <= 0:
+                    continue
+                li["remainingQuantity"] = int(li["remainingQuantity"]) - take
+                by_fo.setdefault(fo_id, []).append({"id": li["id"], "quantity": take})
+                left -= take
+                taken_any = True
+                if left == 0:
+                    break
+            if left:
+                short.append(f"{line.sku} short by {left}")
+        if short or not taken_any:
+            raise RequestRejected(f"shopify order {shipment.channel_order_id}: nothing left to fulfil: {short}")
+        return {
+            "lineItemsByFulfillmentOrder": [
+                {"fulfillmentOrderId": fo_id, "fulfillmentOrderLineItems": items} for fo_id, items in by_fo.items()
+            ],
+            "notifyCustomer": True,
+            "trackingInfo": {"company": shipment.carrier, "number": shipment.tracking},
+        }
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        """Read the order's fulfillment orders, then ``fulfillmentCreate`` with tracking info under
+        ``@idempotent(key: shipment_id)``."""
+        data, resp = await self.graphql(FULFILLMENT_ORDERS, {"id": shipment.channel_order_id})
+        order = data.get("order")
+        if order is None:
+            raise RequestRejected(f"shopify order {shipment.channel_order_id} not found", status=404, body=resp.text)
+        if not isinstance(order, dict):
+            raise self.malformed(resp, "order missing")
+        fulfillment = self.fulfillment_input(shipment, order)
+        if fulfillment is None:
+            return  # already fulfilled: the earlier confirmation went through
+        shipped = iso_from_ms(ms_from_datetime(shipment.shipped_at))
+        data, resp = await self.graphql(
+            FULFILLMENT_CREATE,
+            {"fulfillment": fulfillment, "message": f"shipped {shipped}", "key": shipment.shipment_id},
+        )
+        payload = data.get("fulfillmentCreate")
+        if not isinstance(payload, dict):
+            raise self.malformed(resp, "fulfillmentCreate missing")
+        errors = [e for e in payload.get("userErrors") or [] if isinstance(e, dict)]
+        if errors:
+            msg = "; ".join(str(e.get("message", "")) for e in errors)
+            raise RequestRejected(f"fulfillmentCreate {shipment.channel_order_id}: {msg}", body=resp.text[:2000])
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        """``orderCancel`` with the reason as OrderCancelReason, refunding the buyer; nothing is restocked on the
+        channel (Accord owns the quantity it shows)."""
+        data, resp = await self.graphql(
+            ORDER_CANCEL,
+            {
+                "orderId": channel_order_id,
+                "reason": CANCEL_REASONS[reason],
+                "refund": True,
+                "restock": False,
+                "staffNote": note[:255],
+                "notifyCustomer": True,
+            },
+        )
+        payload = data.get("orderCancel")
+        if not isinstance(payload, dict):
+            raise self.malformed(resp, "orderCancel missing")
+        errors = [e for e in payload.get("orderCancelUserErrors") or [] if isinstance(e, dict)]
+        if errors:
+            msg = "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors)
+            status = 404 if any(e.get("code") == "NOT_FOUND" for e in errors) else None
+            raise RequestRejected(f"orderCancel {channel_order_id}: {msg}", status=status, body=resp.text[:2000])
+
+
+def _is_product_gid(ref: str | None) -> bool:
+    return bool(ref) and str(ref).startswith("gid://shopify/Product/")

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from accord.connectors.base import (
+    CancelReason,
     ChannelOrder,
     ContentUpdate,
     HttpConnector,
@@ -26,6 +28,8 @@ from accord.connectors.base import (
     QuantitySnapshot,
     QuantityUpdate,
     RequestRejected,
+    ShipmentConfirmation,
+    UnsupportedOperation,
     decode_time_cursor,
     encode_time_cursor,
     iso_from_ms,
@@ -34,6 +38,16 @@ from accord.connectors.base import (
     parse_iso,
     run_per_item,
 )
+
+# carriers Walmart names in carrierName.carrier; any other goes as carrierName.otherCarrier
+CARRIERS = frozenset({"UPS", "USPS", "FedEx", "Airborne", "OnTrac", "DHL", "LS", "UDS", "UPSMI", "FDX", "PILOT"})
+CANCEL_REASONS = {
+    CancelReason.OUT_OF_STOCK: "SELLER_CANCEL_OUT_OF_STOCK",
+    CancelReason.CUSTOMER_REQUEST: "CUSTOMER_REQUESTED_SELLER_TO_CANCEL",
+    CancelReason.PRICING_ERROR: "SELLER_CANCEL_PRICING_ERROR",
+    CancelReason.UNDELIVERABLE: "SELLER_CANCEL_ADDRESS_NOT_SERVICEABLE",
+    CancelReason.OTHER: "SELLER_CANCEL_OUT_OF_STOCK",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +158,12 @@ class WalmartConnector(HttpConnector):
 
     async def update_content(self, items: Sequence[ContentUpdate]) -> list[ItemResult]:
         async def one(item: ContentUpdate) -> ItemResult:
-            if item.title is not None or item.description is not None or item.attributes:
-                return ItemResult(
-                    item.sku, ItemStatus.REJECTED, "unsupported", "item content goes through the MP_ITEM feed"
+            if item.title is not None or item.description is not None or item.attributes or item.bullets:
+                err = UnsupportedOperation(
+                    "walmart: item content (title, description, key features) goes through the MP_ITEM item feed, "
+                    "which this connector does not send; prices go by PUT /v3/price"
                 )
+                return ItemResult(item.sku, ItemStatus.REJECTED, "unsupported", str(err), error=err)
             if item.price is None:
                 return ItemResult(item.sku, ItemStatus.OK, "nothing_to_do")
             body = {
@@ -214,3 +230,109 @@ class WalmartConnector(HttpConnector):
             return OrdersPage(orders, "next:" + str(next_cursor))
         newest = max((int(o.raw["orderDate"]) for o in orders), default=since_ms)
         return OrdersPage(orders, encode_time_cursor(newest) if newest >= 0 else cursor)
+
+    # ----- ship confirmations and cancellations
+
+    async def _order_lines(self, purchase_order_id: str) -> list[JsonObject]:
+        resp = await self.request(
+            "GET",
+            f"/v3/orders/{quote(purchase_order_id, safe='')}",
+            headers={"WM_QOS.CORRELATION_ID": correlation_id("order", purchase_order_id)},
+        )
+        data = self.decode_object(resp)
+        self.expect_status(resp, (200,), f"getOrder {purchase_order_id}", _errors_text(data))
+        inner = data.get("order")
+        order: JsonObject = inner if isinstance(inner, dict) else data
+        lines = (order.get("orderLines") or {}).get("orderLine")
+        if not isinstance(lines, list):
+            raise self.malformed(resp, "order lacks orderLines.orderLine")
+        return [ln for ln in lines if isinstance(ln, dict)]
+
+    @staticmethod
+    def shipping_body(shipment: ShipmentConfirmation, line_numbers: dict[str, str]) -> JsonObject:
+        """``POST /v3/orders/{purchaseOrderId}/shipping`` body: one Shipped status per line with tracking."""
+        carrier = shipment.carrier.strip()
+        carrier_name = {"carrier": carrier} if carrier in CARRIERS else {"otherCarrier": carrier}
+        return {
+            "orderShipment": {
+                "orderLines": {
+                    "orderLine": [
+                        {
+                            "lineNumber": line.line_id or line_numbers[line.sku],
+                            "orderLineStatuses": {
+                                "orderLineStatus": [
+                                    {
+                                        "status": "Shipped",
+                                        "statusQuantity": {"unitOfMeasurement": "EACH", "amount": str(line.qty)},
+                                        "trackingInfo": {
+                                            "shipDateTime": ms_from_datetime(shipment.shipped_at),
+                                            "carrierName": carrier_name,
+                                            "methodCode": "Standard",
+                                            "trackingNumber": shipment.tracking,
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                        for line in shipment.lines
+                    ]
+                }
+            }
+        }
+
+    async def confirm_shipment(self, shipment: ShipmentConfirmation) -> None:
+        numbers: dict[str, str] = {}
+        if any(not line.line_id for line in shipment.lines):
+            for ol in await self._order_lines(shipment.channel_order_id):
+                sku = str((ol.get("item") or {}).get("sku", ""))
+                numbers.setdefault(sku, str(ol.get("lineNumber")))
+            missing = sorted({ln.sku for ln in shipment.lines if not ln.line_id and ln.sku not in numbers})
+            if missing:
+                raise RequestRejected(f"walmart order {shipment.channel_order_id} has no line for SKU {missing}")
+        resp = await self.request(
+            "POST",
+            f"/v3/orders/{quote(shipment.channel_order_id, safe='')}/shipping",
+            json_body=self.shipping_body(shipment, numbers),
+            headers={"WM_QOS.CORRELATION_ID": shipment.shipment_id},
+        )
+        detail = "" if resp.status_code == 200 else _errors_text(self.decode_object(resp))
+        self.expect_status(resp, (200,), f"shipOrderLines {shipment.channel_order_id}", detail)
+
+    @staticmethod
+    def cancel_body(lines: Sequence[JsonObject], reason: CancelReason) -> JsonObject:
+        return {
+            "orderCancellation": {
+                "orderLines": {
+                    "orderLine": [
+                        {
+                            "lineNumber": str(ol.get("lineNumber")),
+                            "orderLineStatuses": {
+                                "orderLineStatus": [
+                                    {
+                                        "status": "Cancelled",
+                                        "cancellationReason": CANCEL_REASONS[reason],
+                                        "statusQuantity": {
+                                            "unitOfMeasurement": "EACH",
+                                            "amount": str((ol.get("orderLineQuantity") or {}).get("amount", "1")),
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                        for ol in lines
+                    ]
+                }
+            }
+        }
+
+    async def cancel_order(self, channel_order_id: str, reason: CancelReason, note: str) -> None:
+        """Cancel every line of the purchase order (``POST /v3/orders/{purchaseOrderId}/cancel``)."""
+        lines = await self._order_lines(channel_order_id)
+        resp = await self.request(
+            "POST",
+            f"/v3/orders/{quote(channel_order_id, safe='')}/cancel",
+            json_body=self.cancel_body(lines, reason),
+            headers={"WM_QOS.CORRELATION_ID": correlation_id("cancel", channel_order_id)},
+        )
+        detail = "" if resp.status_code == 200 else _errors_text(self.decode_object(resp))
+        self.expect_status(resp, (200,), f"cancelOrderLines {channel_order_id}", detail)

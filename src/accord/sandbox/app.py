@@ -212,6 +212,16 @@ class Sandbox:
             )
         )
 
+    def order(self, channel_id: str, order_id: str) -> Order:
+        found = self.channel(channel_id).order(order_id)
+        if found is None:
+            raise KeyError(f"no order {order_id!r} on {channel_id}")
+        return found
+
+    def sold_units(self, channel_id: str, sku: str | None = None) -> int:
+        """Units sold on the channel (cancelled units do not count)."""
+        return sum(o.sold_qty for o in self.channel(channel_id).orders if sku is None or o.sku == sku)
+
     def calls(self, channel: str | None = None, since_seq: int = 0) -> list[CallRecord]:
         return [c for c in self._calls if c.seq > since_seq and (channel is None or c.channel == channel)]
 
@@ -345,6 +355,10 @@ def _order_json(o: Order) -> dict[str, Any]:
         "shown_qty": o.shown_qty,
         "unit_price": str(o.unit_price),
         "currency": o.currency,
+        "status": o.status,
+        "sold_qty": o.sold_qty,
+        "cancel_reason": o.cancel_reason,
+        "shipments": [dict(s) for s in o.shipments],
     }
 
 

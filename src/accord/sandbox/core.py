@@ -122,11 +122,73 @@ class Order:
     unit_price: Decimal
     currency: str
     shown_qty: int  # what the listing showed when the buyer bought
-    status: str = "new"
+    status: str = "new"  # new | partially_shipped | shipped | cancelled
+    # seller-side fulfilment: ship confirmations received (key, carrier, tracking, qty, at) and cancelled units
+    shipments: list[dict[str, Any]] = field(default_factory=list)
+    cancelled_qty: int = 0
+    cancel_reason: str | None = None
+    cancelled_units: set[int] = field(default_factory=set)  # per-unit dialects (Lazada order items)
 
     @property
     def created_iso(self) -> str:
         return iso_from_ms(self.created_ms)
+
+    @property
+    def shipped_qty(self) -> int:
+        return sum(int(s["qty"]) for s in self.shipments)
+
+    @property
+    def open_qty(self) -> int:
+        """Units neither shipped nor cancelled."""
+        return self.qty - self.shipped_qty - self.cancelled_qty
+
+    @property
+    def sold_qty(self) -> int:
+        """Units that count as sold: a cancelled unit does not."""
+        return self.qty - self.cancelled_qty
+
+    def shipment(self, key: str) -> dict[str, Any] | None:
+        return next((s for s in self.shipments if s["key"] == key), None)
+
+    def ship(self, key: str, carrier: str, tracking: str, qty: int, at_ms: int) -> str | None:
+        """Record a ship confirmation of ``qty`` units; idempotent by ``key`` (the dialect's natural key for one
+        package). Returns an error text (nothing recorded) or None."""
+        if self.shipment(key) is not None:
+            return None
+        if not carrier or not tracking:
+            return "carrier and tracking number are required"
+        if qty <= 0:
+            return "quantity must be positive"
+        if self.status == "cancelled":
+            return f"order {self.order_id} is cancelled"
+        if qty > self.open_qty:
+            return f"order {self.order_id} has {self.open_qty} unit(s) left to ship, not {qty}"
+        self.shipments.append({"key": key, "carrier": carrier, "tracking": tracking, "qty": qty, "at_ms": at_ms})
+        self._settle()
+        return None
+
+    def cancel(self, reason: str, qty: int | None = None) -> str | None:
+        """Cancel ``qty`` open units (default: all). Repeating a full cancellation is a no-op; shipped units cannot
+        be cancelled. Returns an error text or None."""
+        if self.status == "cancelled":
+            return None
+        if self.shipped_qty and qty is None:
+            return f"order {self.order_id} has shipped units and cannot be cancelled"
+        take = self.open_qty if qty is None else qty
+        if take <= 0 or take > self.open_qty:
+            return f"order {self.order_id} has {self.open_qty} open unit(s), cannot cancel {take}"
+        self.cancelled_qty += take
+        self.cancel_reason = reason
+        self._settle()
+        return None
+
+    def _settle(self) -> None:
+        if self.cancelled_qty >= self.qty:
+            self.status = "cancelled"
+        elif self.open_qty == 0:
+            self.status = "shipped"
+        elif self.shipped_qty:
+            self.status = "partially_shipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +255,7 @@ class AmazonFeed:
     status: str = "IN_QUEUE"
     result_document_id: str | None = None
     done_ms: int | None = None
+    feed_type: str = "JSON_LISTINGS_FEED"
 
 
 @dataclass
@@ -241,6 +304,9 @@ class ChannelState:
             b = self.buckets[operation] = TokenBucket(op.rate_per_s, op.burst, self.clock.now_ms())
         return b
 
+    def order(self, order_id: str) -> Order | None:
+        return next((o for o in self.orders if o.order_id == order_id), None)
+
     def by_ref(self, ref: str) -> Listing | None:
         return next((li for li in self.listings.values() if li.ref == ref), None)
 
@@ -284,6 +350,11 @@ class ChannelState:
         self.count_revision(listing)
         listing.qty = int(qty)
         return None
+
+    def wrong_currency(self, currency: object) -> bool:
+        """A price write names a currency other than the channel's (every listing shows the channel's currency;
+        a marketplace account never converts). An absent currency means the channel's."""
+        return currency is not None and currency != self.spec.currency
 
     def remember(self, key: str, fingerprint: str, response: Any, max_entries: int = 10_000) -> None:
         self.idempotency[key] = (fingerprint, response)
@@ -371,9 +442,20 @@ def summarize(channel: ChannelState) -> Mapping[str, Any]:
         "channel_id": channel.channel_id,
         "dialect": channel.dialect,
         "listings": {
-            sku: {"qty": li.qty, "ref": li.ref, "title": li.title, "price": str(li.price)}
+            sku: {
+                "qty": li.qty,
+                "ref": li.ref,
+                "title": li.title,
+                "description": li.description,
+                "price": str(li.price),
+                "currency": channel.spec.currency,
+                "attributes": li.attributes,
+            }
             for sku, li in sorted(channel.listings.items())
         },
         "orders": len(channel.orders),
         "lost_demand": channel.lost_demand,
+        "sold_units": sum(o.sold_qty for o in channel.orders),
+        "shipped_orders": sum(1 for o in channel.orders if o.status == "shipped"),
+        "cancelled_orders": sum(1 for o in channel.orders if o.status == "cancelled"),
     }

@@ -109,11 +109,16 @@ channel_orders = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("lines", sa.Text, nullable=False),  # JSON [{"sku","qty","line_id","allocations":{loc: qty}}]
     sa.Column("source", sa.String(16), nullable=False),  # webhook | poll
-    sa.Column("cancel_state", sa.String(16), nullable=True),  # pending | sent | failed (cancelled orders)
+    sa.Column("cancel_state", sa.String(16), nullable=True),  # pending | sent | dead (cancelled orders)
     sa.Column("cancel_error", sa.Text, nullable=True),
+    # sending the cancellation back: retries with backoff (attempts, not before next_at), the answer kept when dead
+    sa.Column("cancel_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancel_next_at", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cancel_body", sa.Text, nullable=True),
     sa.Column("placed_at", sa.BigInteger, nullable=False),
     sa.Column("ingested_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_channel_orders_cancel_due", "cancel_state", "cancel_next_at"),
 )
 
 # webhook delivery ids already processed (X-Shopify-Webhook-Id)

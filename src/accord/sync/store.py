@@ -4,7 +4,7 @@ other rows takes the caller's :class:`~accord.store.db.Tx`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,17 +18,22 @@ from accord.store import sync_tables as st
 from accord.store.db import Compiled, Database, Tx
 
 QUANTITY = "quantity"
+PRICE = "price"
+CONTENT = "content"
 PUBLISHED = "published"
 FIELDS = ("quantity", "price", "content", "published")
+# fields a readiness-blocked variant holds (never sent while ``published`` is false on the channel)
+HELD_FIELDS = (QUANTITY, PRICE, CONTENT)
 
 # priority by oversell risk: lower is more urgent
 P_CRITICAL = 0  # drops to zero or to the channel's threshold
 P_DECREASE = 1
 P_INCREASE = 2
-P_CONTENT = 3
+P_PRICE = 3  # a price change: after every quantity change, before content
+P_CONTENT = 4
 
-# next_attempt_at of a quantity key held back while its variant is blocked by readiness errors on the channel
-# (``published`` false): never due, never a wake-up; releasing the key makes it due at once
+# next_attempt_at of a quantity, price or content key held back while its variant is blocked by readiness errors
+# on the channel (``published`` false): never due, never a wake-up; releasing the key makes it due at once
 HELD_AT = 2**62
 
 LATENCY_BUCKETS_MS: tuple[int, ...] = (
@@ -49,6 +54,9 @@ LATENCY_BUCKETS_MS: tuple[int, ...] = (
 )
 
 LATENCY_SUM = "latency_sum_ms:"  # counter name prefix: summed propagation latency per class
+# last_error of a key reconciliation re-enqueued: its acknowledgement counts as a repaired drift (a failed attempt
+# overwrites it with the error, so a repair that needed retries is not counted)
+DRIFT_MARK = "drift: re-enqueued by reconciliation"
 
 b = sa.bindparam
 
@@ -73,6 +81,7 @@ class Pending:
     enqueued_at: int
     acked_value: Any
     attempts: int
+    drift: bool = False  # re-enqueued by reconciliation (its ack counts as a repaired drift)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,8 @@ class ChannelStatus:
             "calls": self.counters.get("calls", 0),
             "http_429": self.counters.get("http_429", 0),
             "drift": self.counters.get("drift", 0),
+            "drift_repaired": self.counters.get("drift_repaired", 0),
+            "reconcile_passes": self.counters.get("reconciled", 0),
             "counters": dict(sorted(self.counters.items())),
             "latency_p50_ms": self.percentile_ms(0.5),
             "latency_p99_ms": self.percentile_ms(0.99),
@@ -146,12 +157,20 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+# backend → the store's compiled statements (``_q_*`` attributes): the dialect is fixed per backend
+_COMPILED: dict[str, dict[str, Compiled]] = {}
+
+
 class SyncStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         # in-process wake-up hints: called with the channels an enqueue made pending (the database stays the truth;
         # a listener may run before the enqueuing transaction commits, so it must only wake a reader, never trust it)
         self._listeners: list[Callable[[frozenset[str]], None]] = []
+        cached = _COMPILED.get(db.backend)
+        if cached is not None:  # a store is built per webhook request: its statements are compiled once per backend
+            vars(self).update(cached)
+            return
         c = db.compile
         d, ep, dl = st.sync_desired, st.sync_endpoints, st.sync_dead_letters
         ins = postgresql.insert if db.backend == "postgresql" else sqlite.insert
@@ -226,6 +245,7 @@ class SyncStore:
             d.c.enqueued_at,
             d.c.acked_value,
             d.c.attempts,
+            d.c.last_error,
         )
         self._q_due = c(
             sa.select(*cols)
@@ -301,6 +321,7 @@ class SyncStore:
                 dead=sa.false(),
                 attempts=sa.literal_column("0"),
                 next_attempt_at=sa.case((is_held, held_at), else_=sa.literal_column("0")),
+                last_error=b("mark"),
                 updated_at=b("at"),
             )
         )
@@ -309,8 +330,8 @@ class SyncStore:
             .where(d.c.channel_id == b("ch"), d.c.field == b("field"))
             .order_by(d.c.sku_id)
         )
-        qty_field: sa.ColumnElement[str] = sa.literal_column(f"'{QUANTITY}'")
-        where_qty = sa.and_(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field == qty_field)
+        held_fields: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{f}'") for f in HELD_FIELDS]
+        where_qty = sa.and_(d.c.channel_id == b("ch"), d.c.sku_id == b("sku"), d.c.field.in_(held_fields))
         self._q_hold = c(sa.update(d).where(where_qty).values(next_attempt_at=held_at, updated_at=b("at")))
         self._q_release = c(
             sa.update(d)
@@ -333,6 +354,7 @@ class SyncStore:
                 index_elements=[lt.c.channel_id, lt.c.klass, lt.c.le_ms], set_={"count": lt.c.count + b("n2")}
             )
         )
+        _COMPILED[db.backend] = {k: v for k, v in vars(self).items() if k.startswith("_q_")}
 
     def add_listener(self, fn: Callable[[frozenset[str]], None]) -> None:
         """Call ``fn(channels)`` after each enqueue that left keys pending for those channels (same process)."""
@@ -377,9 +399,16 @@ class SyncStore:
         committed_at: int,
         now_ms: int,
         thresholds: Mapping[str, int] | None = None,
+        hold: Collection[str] = (),
+        revive: bool = False,
     ) -> int:
         """Set the desired ``value`` per channel for one SKU and field; ``values`` is (channel, value, priority
-        hint). Coalesces in place. Returns how many keys became (or stay) pending."""
+        hint). Coalesces in place. Returns how many keys became (or stay) pending.
+
+        Quantity, price and content keys of a channel whose ``published`` flag is false are held (never due), as
+        are those of the channels in ``hold`` (the caller knows the variant is blocked there). A price or content
+        value equal to the one already desired writes nothing: an unrelated edit sends nothing, and a parked one
+        stays parked until a new value or ``revive`` (``accord sync content``) queues it again."""
         existing: dict[str, Any] = {}
         blocked: set[str] = set()
         q_rows = self._q_rows_for_sku
@@ -388,7 +417,7 @@ class SyncStore:
                 existing[r[0]] = r
             if r[7] == PUBLISHED and r[8] == "false":
                 blocked.add(r[0])
-        holds = blocked if field_name == QUANTITY else set()
+        holds = (blocked | set(hold)) if field_name in HELD_FIELDS else set()
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         pending = 0
@@ -406,6 +435,10 @@ class SyncStore:
                     woken.add(channel)
                 continue
             version, acked_version, acked_value, dead, enq = int(row[1]), int(row[2]), row[3], bool(row[4]), row[5]
+            if field_name in (PRICE, CONTENT) and row[8] == text and channel not in holds and not (revive and dead):
+                if version > acked_version and not dead:
+                    pending += 1
+                continue
             new_version = version + 1
             if field_name == QUANTITY and acked_value is not None and thresholds is not None:
                 shown = json.loads(acked_value)
@@ -473,6 +506,7 @@ class SyncStore:
                 int(r[6]),
                 json.loads(r[7]) if r[7] is not None else None,
                 int(r[8]),
+                r[9] == DRIFT_MARK,
             )
             for r in rows
         ]
@@ -542,8 +576,27 @@ class SyncStore:
             for r in rows
         ]
 
+    def desired_page(self, channel: str, after: str | None, limit: int) -> list[tuple[str, Any, bool, Any]]:
+        """Like :meth:`desired_for_channel` (quantity) for at most ``limit`` SKUs after ``after``, in SKU order."""
+        d = st.sync_desired
+        q = (
+            sa.select(d.c.sku_id, d.c.value, d.c.version, d.c.acked_version, d.c.acked_value)
+            .where(d.c.channel_id == channel, d.c.field == QUANTITY)
+            .order_by(d.c.sku_id)
+            .limit(max(1, limit))
+        )
+        if after is not None:
+            q = q.where(d.c.sku_id > after)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            conn.rollback()
+        return [
+            (r[0], json.loads(r[1]), int(r[2]) <= int(r[3]), json.loads(r[4]) if r[4] is not None else None)
+            for r in rows
+        ]
+
     def mark_drift(self, tx: Tx, channel: str, sku: str, observed: Any, priority: int, now_ms: int) -> None:
-        vals = {"observed": dumps(observed), "prio": priority, "enq": now_ms, "at": now_ms}
+        vals = {"observed": dumps(observed), "prio": priority, "enq": now_ms, "at": now_ms, "mark": DRIFT_MARK}
         vals.update({"ch": channel, "sku": sku, "field": QUANTITY})
         tx.run(self._q_drift, self._q_drift.bind(vals))
 

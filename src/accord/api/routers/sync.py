@@ -11,13 +11,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from accord.api.deps import AppDep
 from accord.api.problems import problem_response
 from accord.bootstrap import App
 from accord.connectors.shopify import WebhookVerificationError, parse_order_webhook
-from accord.sync.orders import OrderIngestor
+from accord.orders.service import channel_intake
+from accord.orders.shipments import ShipmentOutbox
+from accord.sync.cancellations import CancelQueue
 from accord.sync.store import SyncStore
 
 router = APIRouter(prefix="/sync", tags=["sync"])
@@ -57,6 +60,44 @@ def sync_dead_letters(app: AppDep, channel: str | None = None) -> dict[str, Any]
     }
 
 
+# ---------------------------------------------------------------- ship confirmations and cancellations going back
+
+
+class RedriveIn(BaseModel):
+    channel: str | None = None
+    id: str | None = None  # one shipment id (shipments) or channel order id (cancellations)
+
+
+@router.get("/shipments")
+def sync_shipments(
+    app: AppDep, channel: str | None = None, state: str | None = None, limit: int = 1000
+) -> dict[str, Any]:
+    """Ship confirmations for the channels: pending, sent or dead (the error kept); filter by channel and state."""
+    return {"shipments": [r.as_dict() for r in ShipmentOutbox(app.db).list(channel, state, limit)]}
+
+
+@router.post("/shipments/redrive")
+def sync_shipments_redrive(app: AppDep, body: RedriveIn | None = None) -> dict[str, int]:
+    """Dead ship confirmations (all, one channel's, or one shipment) back to pending, due now."""
+    b = body or RedriveIn()
+    return {"redriven": ShipmentOutbox(app.db).redrive(b.channel, b.id, app.engine.clock.now_ms())}
+
+
+@router.get("/cancellations")
+def sync_cancellations(
+    app: AppDep, channel: str | None = None, state: str | None = None, limit: int = 1000
+) -> dict[str, Any]:
+    """Order cancellations for the channels: pending, sent or dead (the error and the marketplace's answer kept)."""
+    return {"cancellations": [r.as_dict() for r in CancelQueue(app.db).list(channel, state, limit)]}
+
+
+@router.post("/cancellations/redrive")
+def sync_cancellations_redrive(app: AppDep, body: RedriveIn | None = None) -> dict[str, int]:
+    """Dead cancellations (all, one channel's, or one channel order) back to pending, due now."""
+    b = body or RedriveIn()
+    return {"redriven": CancelQueue(app.db).redrive(b.channel, b.id, app.engine.clock.now_ms())}
+
+
 @router.post("/webhooks/shopify/{channel_id}", response_model=None)
 async def shopify_webhook(channel_id: str, request: Request) -> JSONResponse:
     """``orders/create`` from a Shopify channel: verified by ``X-Shopify-Hmac-Sha256``, deduplicated by
@@ -77,6 +118,6 @@ async def shopify_webhook(channel_id: str, request: Request) -> JSONResponse:
         return problem_response(422, "invalid-webhook", "Invalid webhook", f"cannot parse the order: {exc}", path)
     assert order is not None
     webhook_id = headers.get("x-shopify-webhook-id")
-    result = await run_in_threadpool(OrderIngestor(app.engine).ingest_webhook, channel_id, webhook_id, order)
+    result = await run_in_threadpool(channel_intake(app.engine).ingest_webhook, channel_id, webhook_id, order)
     body = {"channel": channel_id, "order": result.channel_order_id, "status": result.status, "reason": result.reason}
     return JSONResponse(body)

@@ -1,20 +1,31 @@
 """Amazon SP-API emulation: Listings Items (get/patch), Feeds 2021-06-30 (documents, upload, feeds, processing
-report), Orders v0 (getOrders, getOrderItems). Response shapes follow the official swagger definitions."""
+report), Orders v0 (getOrders, getOrderItems, confirmShipment) and cancellations of seller-fulfilled orders through
+``POST_ORDER_ACKNOWLEDGEMENT_DATA`` feeds (XML ``OrderAcknowledgement`` messages with ``StatusCode`` Failure; an XML
+processing report). Response shapes follow the official swagger definitions."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import xml.etree.ElementTree as ET
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from accord.connectors.base import iso_from_ms
+from accord.connectors.base import iso_from_ms, parse_iso
 from accord.sandbox.core import AmazonFeed, ChannelState, Listing, WriteError
 from accord.sandbox.wire import BadRequest, Ctx, Dialect, Reply, route
 
 if TYPE_CHECKING:
     from accord.sandbox.app import Sandbox
 
+ORDER_ACK_FEED = "POST_ORDER_ACKNOWLEDGEMENT_DATA"
+FEED_TYPES = ("JSON_LISTINGS_FEED", ORDER_ACK_FEED)
+# OrderAcknowledgement CancelReason values
+ACK_CANCEL_REASONS = frozenset(
+    {"NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
+     "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
+     "MerchandiseNotReceived"}
+)  # fmt: skip
 ITEM = r"/listings/2021-08-01/items/(?P<seller>[^/]+)/(?P<sku>[^/]+)"
 
 
@@ -62,6 +73,10 @@ def apply_patches(ch: ChannelState, listing: Listing, patches: Any) -> list[dict
             return [_issue("4000001", f"only top-level attributes can be patched: {path}", "patches")]
         name = path.removeprefix("/attributes/")
         value = p.get("value")
+        if name == "purchasable_offer":
+            entry = value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else {}
+            if ch.wrong_currency(entry.get("currency")):
+                return [_issue("4000004", f"currency must be {ch.spec.currency}: {entry.get('currency')}", name)]
         if name == "fulfillment_availability":
             entry = value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else {}
             qty = entry.get("quantity")
@@ -153,19 +168,102 @@ def download_document(ctx: Ctx) -> Reply:
 def create_feed(ctx: Ctx) -> Reply:
     body = ctx.json_object()
     doc_id = body.get("inputFeedDocumentId")
-    if body.get("feedType") != "JSON_LISTINGS_FEED":
-        raise BadRequest("the sandbox accepts feedType JSON_LISTINGS_FEED only")
+    feed_type = body.get("feedType")
+    if feed_type not in FEED_TYPES:
+        raise BadRequest(f"the sandbox accepts feedType {' or '.join(FEED_TYPES)} only")
     mps = body.get("marketplaceIds")
     if not isinstance(mps, list) or len(mps) != 1:
-        raise BadRequest("JSON_LISTINGS_FEED takes exactly one marketplace")
+        raise BadRequest(f"{feed_type} takes exactly one marketplace")
     if not isinstance(doc_id, str) or ctx.channel.documents.get(doc_id) is None:
         raise BadRequest("inputFeedDocumentId unknown or not uploaded")
     feed_id = str(50_000_000 + ctx.channel.next_id())
-    ctx.channel.amazon_feeds[feed_id] = AmazonFeed(feed_id, doc_id, ctx.sandbox.clock.now_ms(), [str(m) for m in mps])
+    now = ctx.sandbox.clock.now_ms()
+    ctx.channel.amazon_feeds[feed_id] = AmazonFeed(feed_id, doc_id, now, [str(m) for m in mps], feed_type=feed_type)
     return Reply(202, {"feedId": feed_id})
 
 
+def _ack_report(ch: ChannelState, feed: AmazonFeed, processed: int, errors: list[tuple[int, str, str, str]]) -> bytes:
+    """An XML ``ProcessingReport`` (what Amazon returns for XML feeds); ``errors``: (MessageID, AmazonOrderID,
+    ResultMessageCode, ResultDescription), MessageID 0 for the document as a whole."""
+    env = ET.Element("AmazonEnvelope")
+    header = ET.SubElement(env, "Header")
+    ET.SubElement(header, "DocumentVersion").text = "1.02"
+    ET.SubElement(header, "MerchantIdentifier").text = ch.spec.seller_id
+    ET.SubElement(env, "MessageType").text = "ProcessingReport"
+    msg = ET.SubElement(env, "Message")
+    ET.SubElement(msg, "MessageID").text = "1"
+    report = ET.SubElement(msg, "ProcessingReport")
+    ET.SubElement(report, "DocumentTransactionID").text = feed.feed_id
+    ET.SubElement(report, "StatusCode").text = "Complete"
+    summary = ET.SubElement(report, "ProcessingSummary")
+    failed = len({n for n, *_ in errors if n > 0})
+    ET.SubElement(summary, "MessagesProcessed").text = str(processed)
+    ET.SubElement(summary, "MessagesSuccessful").text = str(processed - failed)
+    ET.SubElement(summary, "MessagesWithError").text = str(failed)
+    ET.SubElement(summary, "MessagesWithWarning").text = "0"
+    for n, order_id, code, text in errors:
+        result = ET.SubElement(report, "Result")
+        ET.SubElement(result, "MessageID").text = str(n)
+        ET.SubElement(result, "ResultCode").text = "Error"
+        ET.SubElement(result, "ResultMessageCode").text = code
+        ET.SubElement(result, "ResultDescription").text = text
+        if order_id:
+            ET.SubElement(ET.SubElement(result, "AdditionalInfo"), "AmazonOrderID").text = order_id
+    return bytes(ET.tostring(env, encoding="UTF-8", xml_declaration=True))
+
+
+def _process_acknowledgements(ch: ChannelState, feed: AmazonFeed, raw: bytes, now_ms: int) -> None:
+    """``POST_ORDER_ACKNOWLEDGEMENT_DATA``: each Failure message cancels its order (idempotent; shipped units
+    cannot be); an unknown order, an unknown item or a bad reason is an error of that message. A document that is
+    not an OrderAcknowledgement envelope makes the feed FATAL, with the reason in the report."""
+    errors: list[tuple[int, str, str, str]] = []
+    processed = 0
+    try:
+        root = ET.fromstring(raw)
+        if root.tag != "AmazonEnvelope" or root.findtext("MessageType") != "OrderAcknowledgement":
+            raise ValueError("not an AmazonEnvelope of MessageType OrderAcknowledgement")
+    except (ET.ParseError, ValueError) as exc:
+        report = _ack_report(ch, feed, 0, [(0, "", "5001", f"XML Parsing Fatal Error: {exc}")])
+        result_id = f"amzn1.tortuga.4.sbx.{ch.next_id():08d}"
+        ch.documents[result_id] = report
+        feed.status, feed.result_document_id, feed.done_ms = "FATAL", result_id, now_ms
+        return
+    for msg in root.findall("Message"):
+        processed += 1
+        n_text = (msg.findtext("MessageID") or "").strip()
+        n = int(n_text) if n_text.isdigit() else processed
+        ack = msg.find("OrderAcknowledgement")
+        order_id = (ack.findtext("AmazonOrderID") if ack is not None else None) or ""
+        order = ch.order(order_id) if order_id else None
+        if ack is None or order is None:
+            errors.append((n, order_id, "18028", f"The order id {order_id!r} was not found for this seller"))
+            continue
+        if ack.findtext("StatusCode") != "Failure":
+            continue  # Success: an acknowledgement, nothing to cancel
+        reasons: list[str] = []
+        bad = ""
+        for item in ack.findall("Item"):
+            if item.findtext("AmazonOrderItemCode") != f"{order.seq:014d}":
+                bad = f"AmazonOrderItemCode {item.findtext('AmazonOrderItemCode')!r} is not in order {order_id}"
+            reason = item.findtext("CancelReason")
+            if reason is not None and reason not in ACK_CANCEL_REASONS:
+                bad = f"CancelReason {reason!r} is not valid"
+            reasons.append(reason or "")
+        if bad:
+            errors.append((n, order_id, "18029", bad))
+            continue
+        err = order.cancel(next((r for r in reasons if r), "GeneralAdjustment"))
+        if err is not None:
+            errors.append((n, order_id, "18030", err))
+    result_id = f"amzn1.tortuga.4.sbx.{ch.next_id():08d}"
+    ch.documents[result_id] = _ack_report(ch, feed, processed, errors)
+    feed.status, feed.result_document_id, feed.done_ms = "DONE", result_id, now_ms
+
+
 def _process(sandbox: Sandbox, ch: ChannelState, feed: AmazonFeed, now_ms: int) -> None:
+    if feed.feed_type == ORDER_ACK_FEED:
+        _process_acknowledgements(ch, feed, ch.documents.get(feed.document_id) or b"", now_ms)
+        return
     raw = ch.documents.get(feed.document_id) or b"{}"
     issues: list[dict[str, Any]] = []
     processed = accepted = 0
@@ -229,7 +327,7 @@ def get_feed(ctx: Ctx) -> Reply:
         return Reply(404, error_body(404, "NotFound", "feed not found"))
     body: dict[str, Any] = {
         "feedId": feed.feed_id,
-        "feedType": "JSON_LISTINGS_FEED",
+        "feedType": feed.feed_type,
         "marketplaceIds": feed.marketplace_ids,
         "createdTime": iso_from_ms(feed.created_ms),
         "processingStatus": feed.status,
@@ -281,12 +379,12 @@ def get_orders(ctx: Ctx) -> Reply:
             "AmazonOrderId": o.order_id,
             "PurchaseDate": o.created_iso,
             "LastUpdateDate": o.created_iso,
-            "OrderStatus": "Unshipped",
+            "OrderStatus": ORDER_STATUS.get(o.status, "Unshipped"),
             "FulfillmentChannel": "MFN",
             "SalesChannel": "Amazon.com",
             "OrderTotal": _money(ctx, o.unit_price * o.qty),
-            "NumberOfItemsShipped": 0,
-            "NumberOfItemsUnshipped": o.qty,
+            "NumberOfItemsShipped": o.shipped_qty,
+            "NumberOfItemsUnshipped": o.open_qty,
             "MarketplaceId": ctx.channel.spec.marketplace_id,
             "OrderType": "StandardOrder",
             "IsPrime": False,
@@ -310,10 +408,57 @@ def get_order_items(ctx: Ctx) -> Reply:
         "OrderItemId": f"{order.seq:014d}",
         "Title": ctx.channel.listings[order.sku].title,
         "QuantityOrdered": order.qty,
-        "QuantityShipped": 0,
+        "QuantityShipped": order.shipped_qty,
         "ItemPrice": _money(ctx, order.unit_price * order.qty),
     }
     return Reply(200, {"payload": {"AmazonOrderId": order.order_id, "OrderItems": [item]}})
+
+
+ORDER_STATUS = {"partially_shipped": "PartiallyShipped", "shipped": "Shipped", "cancelled": "Canceled"}
+
+
+def confirm_shipment(ctx: Ctx) -> Reply:
+    """``confirmShipment``: validates the ConfirmShipmentRequest shape, 404 for an unknown order, records the
+    package (idempotent by packageReferenceId) and marks the order shipped. Success is 204 with no body."""
+    order = ctx.channel.order(ctx.arg("order"))
+    if order is None:
+        return Reply(404, error_body(404, "InvalidInput", "Invalid orderId"))
+    body = ctx.json_object()
+    if body.get("marketplaceId") != ctx.channel.spec.marketplace_id:
+        raise BadRequest("marketplaceId is missing or not this seller's marketplace")
+    pkg = body.get("packageDetail")
+    if not isinstance(pkg, dict):
+        raise BadRequest("packageDetail is required")
+    for name in ("packageReferenceId", "carrierCode", "trackingNumber", "shipDate"):
+        if not isinstance(pkg.get(name), str) or not pkg[name]:
+            raise BadRequest(f"packageDetail.{name} is required")
+    if not pkg["packageReferenceId"].isdigit() or int(pkg["packageReferenceId"]) <= 0:
+        raise BadRequest("packageReferenceId must be a positive number")
+    if pkg["carrierCode"] == "Other" and not pkg.get("carrierName"):
+        raise BadRequest("carrierName is required when carrierCode is Other")
+    try:
+        parse_iso(pkg["shipDate"])
+    except ValueError:
+        raise BadRequest("shipDate is not ISO 8601") from None
+    items = pkg.get("orderItems")
+    if not isinstance(items, list) or not items:
+        raise BadRequest("packageDetail.orderItems must list the shipped items")
+    qty = 0
+    for it in items:
+        if not isinstance(it, dict) or it.get("orderItemId") != f"{order.seq:014d}":
+            raise BadRequest(
+                f"orderItemId {it.get('orderItemId') if isinstance(it, dict) else it!r} is not in the order"
+            )
+        if not isinstance(it.get("quantity"), int) or isinstance(it.get("quantity"), bool):
+            raise BadRequest("orderItems[].quantity must be an integer")
+        qty += int(it["quantity"])
+    carrier = str(pkg.get("carrierName") or pkg["carrierCode"])
+    err = order.ship(
+        f"pkg:{pkg['packageReferenceId']}", carrier, pkg["trackingNumber"], qty, ctx.sandbox.clock.now_ms()
+    )
+    if err is not None:
+        raise BadRequest(err)
+    return Reply(204)
 
 
 DIALECT = Dialect(
@@ -338,6 +483,7 @@ DIALECT = Dialect(
         ),
         route("GET", "/orders/v0/orders", "getOrders", get_orders),
         route("GET", r"/orders/v0/orders/(?P<order>[^/]+)/orderItems", "getOrderItems", get_order_items),
+        route("POST", r"/orders/v0/orders/(?P<order>[^/]+)/shipmentConfirmation", "confirmShipment", confirm_shipment),
     ],
     check_auth=check_auth,
     error=error_body,

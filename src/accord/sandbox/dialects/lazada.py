@@ -1,6 +1,7 @@
 """Lazada Open Platform emulation (signed calls, form ``payload``): sellable stock update with campaign locks,
-products/get, product/update, orders/get, orders/items/get. A partially failed stock update answers
-``code: "PARTIAL_FAILURE"`` with one ``detail`` entry per failed SKU (sandbox convention); the rest are applied."""
+products/get, product/update, orders/get, orders/items/get, order/rts, order/cancel. A partially failed stock update
+answers ``code: "PARTIAL_FAILURE"`` with one ``detail`` entry per failed SKU (sandbox convention); the rest are
+applied."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from accord.connectors.base import ms_from_datetime, parse_iso
 from accord.connectors.lazada import lazada_sign
-from accord.sandbox.core import WriteError
+from accord.sandbox.core import Order, WriteError
 from accord.sandbox.wire import BadRequest, Ctx, Dialect, Reply, route
 
 
@@ -147,7 +148,7 @@ def orders_get(ctx: Ctx) -> Reply:
         {
             "order_id": int(o.order_id),
             "created_at": o.created_iso,
-            "statuses": ["pending"],
+            "statuses": [{"cancelled": "canceled", "shipped": "shipped"}.get(o.status, "pending")],
             "price": f"{o.unit_price * o.qty:.2f}",
             "currency": o.currency,
         }
@@ -167,11 +168,72 @@ def order_items(ctx: Ctx) -> Reply:
             "sku": order.sku,
             "item_price": f"{order.unit_price:.2f}",
             "currency": order.currency,
-            "status": "pending",
+            "status": _unit_status(order, n),
         }
         for n in range(order.qty)
     ]
     return Reply(200, {"code": "0", "data": units})
+
+
+def _unit_status(order: Order, n: int) -> str:
+    """One order item per unit: cancelled ones by index, the first ``shipped_qty`` of the others shipped."""
+    if order.status == "cancelled" or n in order.cancelled_units:
+        return "canceled"
+    kept = [i for i in range(order.qty) if i not in order.cancelled_units]
+    return "shipped" if n in kept[: order.shipped_qty] else "pending"
+
+
+def _order_for_item(ctx: Ctx, item_id: int) -> Order | None:
+    return next((o for o in ctx.channel.orders if o.seq == item_id // 100 and item_id % 100 < o.qty), None)
+
+
+def rts(ctx: Ctx) -> Reply:
+    """``/order/rts`` (dropship): the named pending order items are shipped with the provider's tracking number."""
+    p = params(ctx)
+    try:
+        ids = [int(i) for i in json.loads(p.get("order_item_ids") or "null")]
+    except (TypeError, ValueError):
+        raise BadRequest("order_item_ids must be a JSON array of ids") from None
+    tracking, provider = p.get("tracking_number"), p.get("shipment_provider")
+    if not ids or not tracking or not provider or p.get("delivery_type") != "dropship":
+        raise BadRequest("order_item_ids, shipment_provider, tracking_number and delivery_type=dropship are required")
+    found = [_order_for_item(ctx, i) for i in ids]
+    order = found[0]
+    if order is None or any(o is not order for o in found):
+        return Reply(200, {"code": "16", "message": "Order item not found", "request_id": "sbx"})
+    pending = [i for i in ids if _unit_status(order, i % 100) == "pending"]
+    key = f"tracking:{tracking}"
+    if order.shipment(key) is None:
+        if len(pending) != len(ids):
+            return Reply(200, {"code": "20", "message": "Order item is not pending", "request_id": "sbx"})
+        err = order.ship(key, provider, tracking, len(pending), ctx.sandbox.clock.now_ms())
+        if err is not None:
+            return Reply(200, {"code": "20", "message": err, "request_id": "sbx"})
+    items = [{"order_item_id": i, "tracking_number": tracking, "shipment_provider": provider} for i in ids]
+    return Reply(200, {"code": "0", "data": {"order_items": items}, "request_id": "sbx"})
+
+
+def cancel(ctx: Ctx) -> Reply:
+    """``/order/cancel`` of one pending order item with a seller reason id."""
+    p = params(ctx)
+    try:
+        item_id = int(p.get("order_item_id") or "")
+    except ValueError:
+        raise BadRequest("order_item_id is required") from None
+    if not (p.get("reason_id") or "").isdigit():
+        raise BadRequest("reason_id is required")
+    order = _order_for_item(ctx, item_id)
+    if order is None:
+        return Reply(200, {"code": "16", "message": "Order item not found", "request_id": "sbx"})
+    status = _unit_status(order, item_id % 100)
+    if status == "shipped":
+        return Reply(200, {"code": "20", "message": "Order item has shipped", "request_id": "sbx"})
+    if status == "pending":
+        err = order.cancel(f"reason_id:{p['reason_id']}", 1)
+        if err is not None:
+            return Reply(200, {"code": "20", "message": err, "request_id": "sbx"})
+        order.cancelled_units.add(item_id % 100)
+    return Reply(200, {"code": "0", "request_id": "sbx"})
 
 
 DIALECT = Dialect(
@@ -182,6 +244,8 @@ DIALECT = Dialect(
         route("POST", "/product/update", "product_update", product_update),
         route("GET", "/orders/get", "orders_get", orders_get),
         route("GET", "/orders/items/get", "order_items_get", order_items),
+        route("POST", "/order/rts", "order_rts", rts),
+        route("POST", "/order/cancel", "order_cancel", cancel),
     ],
     check_auth=check_auth,
     error=error_body,

@@ -1,4 +1,5 @@
-"""Mercado Libre emulation: items (put, description, multiget, seller_sku search) and orders search."""
+"""Mercado Libre emulation: items (put, description, multiget, seller_sku search), orders (search, get,
+feedback) and custom-shipping shipments."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from accord.connectors.base import ms_from_datetime, parse_iso
-from accord.sandbox.core import Listing, WriteError
+from accord.sandbox.core import Listing, Order, WriteError
 from accord.sandbox.wire import BadRequest, Ctx, Dialect, Reply, route
 
 
@@ -91,6 +92,80 @@ def search_items(ctx: Ctx) -> Reply:
     )
 
 
+SHIPMENT_BASE = 40_000_000_000
+FEEDBACK_REASONS = frozenset(
+    {"THEY_DIDNT_ANSWER", "OUT_OF_STOCK", "THEY_NOT_HONORING_POLICIES", "SELLER_REGRETS", "BUYER_REGRETS"}
+)
+
+
+def _order_json(ctx: Ctx, o: Order) -> dict[str, Any]:
+    return {
+        "id": int(o.order_id),
+        "date_created": o.created_iso,
+        "status": "cancelled" if o.status == "cancelled" else "paid",
+        "currency_id": o.currency,
+        "total_amount": float(o.unit_price * o.qty),
+        "shipping": {"id": SHIPMENT_BASE + o.seq},
+        "order_items": [
+            {
+                "item": {"id": o.ref, "title": ctx.channel.listings[o.sku].title, "seller_sku": o.sku},
+                "quantity": o.qty,
+                "unit_price": float(o.unit_price),
+                "currency_id": o.currency,
+            }
+        ],
+    }
+
+
+def get_order(ctx: Ctx) -> Reply:
+    order = ctx.channel.order(ctx.arg("order"))
+    if order is None:
+        return Reply(404, error_body(404, "not_found", f"Order {ctx.arg('order')} not found"))
+    return Reply(200, _order_json(ctx, order))
+
+
+def put_shipment(ctx: Ctx) -> Reply:
+    """Custom shipping (ME1): the seller reports the tracking number and status ``shipped`` for the whole order."""
+    sid = int(ctx.arg("shipment"))
+    order = next((o for o in ctx.channel.orders if SHIPMENT_BASE + o.seq == sid), None)
+    if order is None:
+        return Reply(404, error_body(404, "not_found", f"Shipment {sid} not found"))
+    body = ctx.json_object()
+    tracking = body.get("tracking_number")
+    if not isinstance(tracking, str) or not tracking or body.get("status") != "shipped":
+        raise BadRequest("tracking_number and status 'shipped' are required", "bad_request")
+    if order.shipment(f"tracking:{tracking}") is None and order.status == "shipped":
+        raise BadRequest("shipment already shipped with another tracking number", "bad_request")
+    err = order.ship(
+        f"tracking:{tracking}",
+        str(body.get("service_id") or "custom"),
+        tracking,
+        order.open_qty,
+        ctx.sandbox.clock.now_ms(),
+    )
+    if err is not None:
+        raise BadRequest(err, "bad_request")
+    return Reply(200, {"id": sid, "status": "shipped", "tracking_number": tracking, "order_id": int(order.order_id)})
+
+
+def post_feedback(ctx: Ctx) -> Reply:
+    """Seller feedback; ``fulfilled: false`` with a reason cancels the sale (repeat: the same answer)."""
+    order = ctx.channel.order(ctx.arg("order"))
+    if order is None:
+        return Reply(404, error_body(404, "not_found", f"Order {ctx.arg('order')} not found"))
+    body = ctx.json_object()
+    if not isinstance(body.get("fulfilled"), bool):
+        raise BadRequest("fulfilled must be true or false", "bad_request")
+    if body["fulfilled"] is False:
+        reason = body.get("reason")
+        if reason not in FEEDBACK_REASONS:
+            raise BadRequest(f"reason must be one of {sorted(FEEDBACK_REASONS)}", "bad_request")
+        err = order.cancel(str(reason))
+        if err is not None:
+            raise BadRequest(err, "bad_request")
+    return Reply(201, {"id": order.seq, "fulfilled": body["fulfilled"], "status": "active"})
+
+
 def search_orders(ctx: Ctx) -> Reply:
     since = ctx.q("order.date_created.from")
     try:
@@ -99,24 +174,7 @@ def search_orders(ctx: Ctx) -> Reply:
         raise BadRequest("bad order.date_created.from", "bad_request") from None
     limit, offset = min(51, ctx.qint("limit", 50)), ctx.qint("offset", 0)
     matching = [o for o in ctx.channel.orders if o.created_ms >= since_ms]
-    results = [
-        {
-            "id": int(o.order_id),
-            "date_created": o.created_iso,
-            "status": "paid",
-            "currency_id": o.currency,
-            "total_amount": float(o.unit_price * o.qty),
-            "order_items": [
-                {
-                    "item": {"id": o.ref, "title": ctx.channel.listings[o.sku].title, "seller_sku": o.sku},
-                    "quantity": o.qty,
-                    "unit_price": float(o.unit_price),
-                    "currency_id": o.currency,
-                }
-            ],
-        }
-        for o in matching[offset : offset + limit]
-    ]
+    results = [_order_json(ctx, o) for o in matching[offset : offset + limit]]
     return Reply(200, {"results": results, "paging": {"total": len(matching), "offset": offset, "limit": limit}})
 
 
@@ -128,6 +186,9 @@ DIALECT = Dialect(
         route("GET", "/items", "multigetItems", multiget),
         route("GET", r"/users/(?P<seller>[^/]+)/items/search", "searchItems", search_items),
         route("GET", "/orders/search", "searchOrders", search_orders),
+        route("GET", r"/orders/(?P<order>\d+)", "getOrder", get_order),
+        route("POST", r"/orders/(?P<order>\d+)/feedback", "postFeedback", post_feedback),
+        route("PUT", r"/shipments/(?P<shipment>\d+)", "putShipment", put_shipment),
     ],
     check_auth=check_auth,
     error=error_body,

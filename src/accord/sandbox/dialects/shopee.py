@@ -1,5 +1,6 @@
 """Shopee Open Platform v2 emulation (signed calls): product update_stock / get_item_list / get_item_base_info /
-update_item / update_price, order get_order_list (15-day window) / get_order_detail."""
+update_item / update_price, order get_order_list (15-day window) / get_order_detail / cancel_order,
+logistics ship_order."""
 
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ def order_detail(ctx: Ctx) -> Reply:
             out.append(
                 {
                     "order_sn": o.order_id,
-                    "order_status": "READY_TO_SHIP",
+                    "order_status": ORDER_STATUS.get(o.status, "READY_TO_SHIP"),
                     "create_time": o.created_ms // 1000,
                     "currency": o.currency,
                     "total_amount": float(o.unit_price * o.qty),
@@ -162,6 +163,55 @@ def order_detail(ctx: Ctx) -> Reply:
                 }
             )
     return ok({"order_list": out})
+
+
+ORDER_STATUS = {"shipped": "SHIPPED", "partially_shipped": "PROCESSED", "cancelled": "CANCELLED"}
+CANCEL_REASONS = frozenset({"OUT_OF_STOCK", "CUSTOMER_REQUEST", "UNDELIVERABLE_AREA", "COD_NOT_SUPPORTED"})
+
+
+def _not_found(order_sn: str) -> Reply:
+    return Reply(200, {"error": "error_not_found", "message": f"order {order_sn} not found", "request_id": "sbx"})
+
+
+def ship_order(ctx: Ctx) -> Reply:
+    """``logistics/ship_order`` (non-integrated channel: the seller's tracking number); a repeat with the same
+    tracking number is accepted again."""
+    body = ctx.json_object()
+    order_sn = str(body.get("order_sn") or "")
+    order = ctx.channel.order(order_sn)
+    if order is None:
+        return _not_found(order_sn)
+    tracking = (body.get("non_integrated") or {}).get("tracking_number")
+    if not isinstance(tracking, str) or not tracking:
+        raise BadRequest("non_integrated.tracking_number is required")
+    if order.shipment(f"tracking:{tracking}") is None and order.status == "shipped":
+        return Reply(200, {"error": "logistics.ship_order_invalid", "message": "already shipped", "request_id": "sbx"})
+    err = order.ship(f"tracking:{tracking}", "non_integrated", tracking, order.open_qty, ctx.sandbox.clock.now_ms())
+    if err is not None:
+        return Reply(200, {"error": "logistics.ship_order_invalid", "message": err, "request_id": "sbx"})
+    return ok({})
+
+
+def cancel_order(ctx: Ctx) -> Reply:
+    """``order/cancel_order``; OUT_OF_STOCK must name the items (item_list)."""
+    body = ctx.json_object()
+    order_sn = str(body.get("order_sn") or "")
+    order = ctx.channel.order(order_sn)
+    if order is None:
+        return _not_found(order_sn)
+    reason = body.get("cancel_reason")
+    if reason not in CANCEL_REASONS:
+        raise BadRequest(f"cancel_reason must be one of {sorted(CANCEL_REASONS)}")
+    if reason == "OUT_OF_STOCK":
+        items = body.get("item_list")
+        if not isinstance(items, list) or not items:
+            raise BadRequest("item_list is required when cancel_reason is OUT_OF_STOCK")
+        if any(not isinstance(i, dict) or str(i.get("item_id")) != order.ref for i in items):
+            raise BadRequest("item_list names an item that is not in the order")
+    err = order.cancel(str(reason))
+    if err is not None:
+        return Reply(200, {"error": "error_param", "message": err, "request_id": "sbx"})
+    return ok({"update_time": ctx.sandbox.clock.now_ms() // 1000})
 
 
 DIALECT = Dialect(
@@ -174,6 +224,8 @@ DIALECT = Dialect(
         route("POST", "/api/v2/product/update_price", "update_price", update_price),
         route("GET", "/api/v2/order/get_order_list", "get_order_list", order_list),
         route("GET", "/api/v2/order/get_order_detail", "get_order_detail", order_detail),
+        route("POST", "/api/v2/logistics/ship_order", "ship_order", ship_order),
+        route("POST", "/api/v2/order/cancel_order", "cancel_order", cancel_order),
     ],
     check_auth=check_auth,
     error=error_body,

@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from accord.connectors.shopify import sign_webhook
-from accord.sandbox.core import GRAPHQL_IDEMPOTENT, ChannelState, Order, WriteError
+from accord.sandbox.core import GRAPHQL_IDEMPOTENT, ChannelState, Listing, Order, WriteError
 from accord.sandbox.wire import BadRequest, Ctx, Dialect, Reply, route
 
 if TYPE_CHECKING:
@@ -54,12 +55,20 @@ def graphql(ctx: Ctx) -> Reply:
     ch = ctx.channel
     if "inventorySetQuantities" in query:
         cost, handler = 10, set_quantities
+    elif "productVariantsBulkUpdate" in query:
+        cost, handler = 10, variants_bulk_update
+    elif "productVariants" in query:
+        cost, handler = 2 + int(variables.get("first") or 10), product_variants
     elif "productUpdate" in query:
         cost, handler = 10, product_update
     elif "inventoryItems" in query:
         cost, handler = 2 + int(variables.get("first") or 10), inventory_items
     elif "orderCancel" in query:
         cost, handler = 10, order_cancel
+    elif "fulfillmentCreate" in query:
+        cost, handler = 10, fulfillment_create
+    elif "fulfillmentOrders" in query:
+        cost, handler = 12, fulfillment_orders
     elif re.search(r"\borders\s*\(", query):
         cost, handler = 2 + int(variables.get("first") or 10) * 2, orders
     else:
@@ -193,9 +202,64 @@ def product_update(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
     return {"productUpdate": {"product": {"id": listing.product_ref, "title": listing.title}, "userErrors": []}}
 
 
+def variant_gid(listing: Listing) -> str:
+    """The listing's ProductVariant gid (the sandbox numbers variants like their inventory items)."""
+    return "gid://shopify/ProductVariant/" + listing.ref.rsplit("/", 1)[-1]
+
+
+def product_variants(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
+    skus = SKU_TERM.findall(str(variables.get("q") or ""))
+    nodes = []
+    for sku in skus:
+        listing = ctx.channel.listings.get(sku)
+        if listing is not None:
+            nodes.append(
+                {
+                    "id": variant_gid(listing),
+                    "sku": sku,
+                    "price": f"{listing.price:.2f}",
+                    "product": {"id": listing.product_ref},
+                }
+            )
+    return {"productVariants": {"nodes": nodes[: int(variables.get("first") or 50)]}}
+
+
+def variants_bulk_update(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
+    """Price per variant of one product (prices are in the shop's currency: the input has no currency)."""
+    product_id = str(variables.get("productId"))
+    by_variant = {variant_gid(li): li for li in ctx.channel.listings.values() if li.product_ref == product_id}
+    if not by_variant:
+        errors = [{"field": ["productId"], "message": "Product does not exist"}]
+        return {"productVariantsBulkUpdate": {"productVariants": None, "userErrors": errors}}
+    staged: list[tuple[Listing, Decimal]] = []
+    for i, v in enumerate(variables.get("variants") or []):
+        listing = by_variant.get(str(v.get("id")))
+        if listing is None:
+            errors = [{"field": ["variants", str(i), "id"], "message": "Product variant does not exist"}]
+            return {"productVariantsBulkUpdate": {"productVariants": None, "userErrors": errors}}
+        try:
+            price = Decimal(str(v["price"]))
+        except (KeyError, InvalidOperation):
+            errors = [{"field": ["variants", str(i), "price"], "message": "Price is invalid"}]
+            return {"productVariantsBulkUpdate": {"productVariants": None, "userErrors": errors}}
+        if price < 0:
+            errors = [{"field": ["variants", str(i), "price"], "message": "Price must be greater than or equal to 0"}]
+            return {"productVariantsBulkUpdate": {"productVariants": None, "userErrors": errors}}
+        staged.append((listing, price))
+    for listing, price in staged:
+        listing.price = price
+    updated = [{"id": variant_gid(li), "price": f"{li.price:.2f}"} for li, _ in staged]
+    return {"productVariantsBulkUpdate": {"productVariants": updated, "userErrors": []}}
+
+
+def line_item_gid(o: Order) -> str:
+    """The order's one line item: the same numeric id as ``line_items[].id`` in its ``orders/create`` webhook."""
+    return f"gid://shopify/LineItem/{9_000_000 + o.seq}"
+
+
 def _order_node(o: Order) -> dict[str, Any]:
     money = {"shopMoney": {"amount": f"{o.unit_price:.2f}", "currencyCode": o.currency}}
-    line = {"id": f"gid://shopify/LineItem/{o.seq}", "sku": o.sku, "quantity": o.qty, "originalUnitPriceSet": money}
+    line = {"id": line_item_gid(o), "sku": o.sku, "quantity": o.qty, "originalUnitPriceSet": money}
     return {
         "id": o.order_id,
         "name": f"#{1000 + o.seq}",
@@ -229,8 +293,90 @@ def order_cancel(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
     if order is None:
         err = {"field": ["orderId"], "message": "Order does not exist", "code": "NOT_FOUND"}
         return {"orderCancel": {"job": None, "orderCancelUserErrors": [err]}}
-    order.status = "cancelled"
+    reason = variables.get("reason")
+    if reason not in CANCEL_REASONS:
+        err = {"field": ["reason"], "message": f"reason must be one of {sorted(CANCEL_REASONS)}", "code": "INVALID"}
+        return {"orderCancel": {"job": None, "orderCancelUserErrors": [err]}}
+    failed = order.cancel(str(reason))
+    if failed is not None:
+        err = {"field": ["orderId"], "message": failed, "code": "INVALID"}
+        return {"orderCancel": {"job": None, "orderCancelUserErrors": [err]}}
     return {"orderCancel": {"job": {"id": f"gid://shopify/Job/{order.seq}", "done": True}, "orderCancelUserErrors": []}}
+
+
+CANCEL_REASONS = frozenset({"CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "STAFF"})
+
+
+def _fulfillment_order(o: Order) -> dict[str, Any]:
+    status = {"cancelled": "CANCELLED", "shipped": "CLOSED", "partially_shipped": "IN_PROGRESS"}.get(o.status, "OPEN")
+    line = {
+        "id": f"gid://shopify/FulfillmentOrderLineItem/{o.seq}",
+        "remainingQuantity": o.open_qty,
+        "lineItem": {"id": line_item_gid(o), "sku": o.sku},
+    }
+    return {"id": f"gid://shopify/FulfillmentOrder/{o.seq}", "status": status, "lineItems": {"nodes": [line]}}
+
+
+def fulfillment_orders(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
+    """``order(id:) { fulfillmentOrders }``: one fulfillment order per sandbox order (one line)."""
+    order = ctx.channel.order(str(variables.get("id") or ""))
+    if order is None:
+        return {"order": None}
+    fulfillments = [
+        {"id": f"gid://shopify/Fulfillment/{order.seq}{n}", "trackingInfo": [{"number": s["tracking"]}]}
+        for n, s in enumerate(order.shipments)
+    ]
+    return {
+        "order": {
+            "id": order.order_id,
+            "fulfillments": fulfillments,
+            "fulfillmentOrders": {"nodes": [_fulfillment_order(order)]},
+        }
+    }
+
+
+def fulfillment_create(ctx: Ctx, variables: dict[str, Any]) -> dict[str, Any]:
+    """``fulfillmentCreate(fulfillment: FulfillmentInput!)``: fulfils fulfillment-order line items with tracking."""
+
+    def fail(field: list[str], message: str) -> dict[str, Any]:
+        return {"fulfillmentCreate": {"fulfillment": None, "userErrors": [{"field": field, "message": message}]}}
+
+    fulfillment = variables.get("fulfillment")
+    if not isinstance(fulfillment, dict):
+        return fail(["fulfillment"], "fulfillment is required")
+    groups = fulfillment.get("lineItemsByFulfillmentOrder")
+    if not isinstance(groups, list) or not groups:
+        return fail(["fulfillment", "lineItemsByFulfillmentOrder"], "at least one fulfillment order is required")
+    tracking = fulfillment.get("trackingInfo") or {}
+    if not isinstance(tracking, dict) or not tracking.get("number"):
+        return fail(["fulfillment", "trackingInfo", "number"], "tracking number is required")
+    staged: list[tuple[Order, int]] = []
+    for i, group in enumerate(groups):
+        fo_id = str((group or {}).get("fulfillmentOrderId") or "")
+        seq = fo_id.removeprefix("gid://shopify/FulfillmentOrder/")
+        order = next((o for o in ctx.channel.orders if str(o.seq) == seq), None)
+        if order is None or not fo_id.startswith("gid://shopify/FulfillmentOrder/"):
+            return fail(["fulfillment", "lineItemsByFulfillmentOrder", str(i)], "Fulfillment order does not exist.")
+        items = group.get("fulfillmentOrderLineItems")
+        qty = order.open_qty if not items else 0
+        for item in items or []:
+            if item.get("id") != f"gid://shopify/FulfillmentOrderLineItem/{order.seq}":
+                return fail(["fulfillment", "lineItemsByFulfillmentOrder", str(i)], "Line item does not exist.")
+            qty += int(item.get("quantity") or 0)
+        staged.append((order, qty))
+    key = f"fulfillment:{tracking['number']}"
+    for order, qty in staged:
+        if order.shipment(key) is None and (order.status == "cancelled" or qty > order.open_qty or qty <= 0):
+            return fail(["fulfillment"], f"Invalid quantity or fulfillment order {order.order_id} is not open.")
+    now = ctx.sandbox.clock.now_ms()
+    for order, qty in staged:
+        order.ship(key, str(tracking.get("company") or "Other"), str(tracking["number"]), qty, now)
+    out = {
+        "id": f"gid://shopify/Fulfillment/{ctx.channel.next_id()}",
+        "status": "SUCCESS",
+        "trackingInfo": [{"company": tracking.get("company"), "number": tracking["number"]}],
+    }
+    return {"fulfillmentCreate": {"fulfillment": out, "userErrors": []}}
 
 
 def on_order(sandbox: Sandbox, ch: ChannelState, o: Order) -> None:

@@ -1,5 +1,5 @@
 """Walmart Marketplace emulation: /v3/inventory (get/put), /v3/feeds (inventory feed, multipart), /v3/price,
-/v3/orders (nextCursor paging)."""
+/v3/orders (nextCursor paging), /v3/orders/{id} (get, shipping, cancel)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from accord.connectors.base import ms_from_datetime, parse_iso
-from accord.sandbox.core import HOUR_MS, ChannelState, WalmartFeed, WriteError
+from accord.sandbox.core import HOUR_MS, ChannelState, Order, WalmartFeed, WriteError
 from accord.sandbox.wire import BadRequest, Ctx, Dialect, Reply, route
 
 if TYPE_CHECKING:
@@ -126,8 +126,10 @@ def put_price(ctx: Ctx) -> Reply:
     if listing is None:
         return Reply(404, _err("CONTENT_NOT_FOUND.GMP_PRICE_API", "sku", "sku not found"))
     try:
+        if ctx.channel.wrong_currency(body["pricing"][0]["currentPrice"].get("currency")):
+            raise TypeError("the price's currency is not the marketplace's")
         listing.price = Decimal(str(body["pricing"][0]["currentPrice"]["amount"]))
-    except (KeyError, IndexError, TypeError, InvalidOperation):
+    except (KeyError, IndexError, TypeError, AttributeError, InvalidOperation):
         return Reply(400, _err("INVALID_REQUEST_CONTENT.GMP_PRICE_API", "pricing", "invalid price"))
     return Reply(
         200,
@@ -141,6 +143,138 @@ def put_price(ctx: Ctx) -> Reply:
     )
 
 
+LINE_STATUS = {"shipped": "Shipped", "partially_shipped": "Shipped", "cancelled": "Cancelled"}
+CANCEL_REASONS = frozenset(
+    {
+        "CUSTOMER_REQUESTED_SELLER_TO_CANCEL",
+        "SELLER_CANCEL_OUT_OF_STOCK",
+        "SELLER_CANCEL_PRICING_ERROR",
+        "SELLER_CANCEL_FRAUD_STOP_SHIPMENT",
+        "SELLER_CANCEL_ADDRESS_NOT_SERVICEABLE",
+    }
+)
+
+
+def _order_json(ctx: Ctx, o: Order) -> dict[str, Any]:
+    charge = {
+        "chargeType": "PRODUCT",
+        "chargeName": "ItemPrice",
+        "chargeAmount": {"currency": o.currency, "amount": float(o.unit_price * o.qty)},
+    }
+    statuses: list[dict[str, Any]] = []
+    if o.open_qty:
+        statuses.append(
+            {"status": "Created", "statusQuantity": {"unitOfMeasurement": "EACH", "amount": str(o.open_qty)}}
+        )
+    for sh in o.shipments:
+        tracking = {
+            "carrierName": {"carrier": sh["carrier"]},
+            "trackingNumber": sh["tracking"],
+            "shipDateTime": sh["at_ms"],
+        }
+        statuses.append(
+            {
+                "status": "Shipped",
+                "statusQuantity": {"unitOfMeasurement": "EACH", "amount": str(sh["qty"])},
+                "trackingInfo": tracking,
+            }
+        )
+    if o.cancelled_qty:
+        statuses.append(
+            {
+                "status": "Cancelled",
+                "cancellationReason": o.cancel_reason,
+                "statusQuantity": {"unitOfMeasurement": "EACH", "amount": str(o.cancelled_qty)},
+            }
+        )
+    line = {
+        "lineNumber": "1",
+        "item": {"productName": ctx.channel.listings[o.sku].title, "sku": o.sku},
+        "charges": {"charge": [charge]},
+        "orderLineQuantity": {"unitOfMeasurement": "EACH", "amount": str(o.qty)},
+        "orderLineStatuses": {"orderLineStatus": statuses},
+    }
+    return {
+        "purchaseOrderId": o.order_id,
+        "customerOrderId": f"C{o.order_id}",
+        "orderDate": o.created_ms,
+        "orderLines": {"orderLine": [line]},
+    }
+
+
+def _line_statuses(body: Any, root: str, status: str) -> list[tuple[str, dict[str, Any]]]:
+    """(lineNumber, orderLineStatus) pairs of an ``orderShipment`` / ``orderCancellation`` body, validated."""
+    lines = (
+        (((body or {}).get(root) or {}).get("orderLines") or {}).get("orderLine") if isinstance(body, dict) else None
+    )
+    if not isinstance(lines, list) or not lines:
+        raise BadRequest(f"{root}.orderLines.orderLine must list the lines", "INVALID_REQUEST_CONTENT")
+    out = []
+    for ol in lines:
+        entries = ((ol or {}).get("orderLineStatuses") or {}).get("orderLineStatus")
+        if not isinstance(entries, list) or not entries:
+            raise BadRequest("orderLineStatuses.orderLineStatus is required", "INVALID_REQUEST_CONTENT")
+        for e in entries:
+            if not isinstance(e, dict) or e.get("status") != status:
+                raise BadRequest(f"orderLineStatus.status must be {status}", "INVALID_REQUEST_CONTENT")
+            amount = (e.get("statusQuantity") or {}).get("amount")
+            if not str(amount or "").isdigit():
+                raise BadRequest("statusQuantity.amount must be a whole number", "INVALID_REQUEST_CONTENT")
+            out.append((str(ol.get("lineNumber")), e))
+    return out
+
+
+def get_order(ctx: Ctx) -> Reply:
+    order = ctx.channel.order(ctx.arg("po"))
+    if order is None:
+        return Reply(404, _err("CONTENT_NOT_FOUND.GMP_ORDER_API", "purchaseOrderId", "order not found"))
+    return Reply(200, {"order": _order_json(ctx, order)})
+
+
+def ship_order(ctx: Ctx) -> Reply:
+    """``POST /v3/orders/{purchaseOrderId}/shipping``: Shipped statuses with tracking; idempotent per tracking."""
+    order = ctx.channel.order(ctx.arg("po"))
+    if order is None:
+        return Reply(404, _err("CONTENT_NOT_FOUND.GMP_ORDER_API", "purchaseOrderId", "order not found"))
+    entries = _line_statuses(ctx.json(), "orderShipment", "Shipped")
+    now = ctx.sandbox.clock.now_ms()
+    for line_number, e in entries:
+        if line_number != "1":
+            return Reply(400, _err("INVALID_REQUEST_CONTENT.GMP_ORDER_API", "lineNumber", f"no line {line_number}"))
+        info = e.get("trackingInfo") or {}
+        carrier_name = info.get("carrierName") or {}
+        carrier = str(carrier_name.get("carrier") or carrier_name.get("otherCarrier") or "")
+        tracking = str(info.get("trackingNumber") or "")
+        if not isinstance(info.get("shipDateTime"), int):
+            return Reply(400, _err("INVALID_REQUEST_CONTENT.GMP_ORDER_API", "shipDateTime", "epoch ms required"))
+        qty = int(e["statusQuantity"]["amount"])
+        err = order.ship(f"tracking:{tracking}", carrier, tracking, qty, now)
+        if err is not None:
+            return Reply(400, _err("INVALID_REQUEST_CONTENT.GMP_ORDER_API", "orderLine", err))
+    return Reply(200, {"order": _order_json(ctx, order)})
+
+
+def cancel_order(ctx: Ctx) -> Reply:
+    """``POST /v3/orders/{purchaseOrderId}/cancel``: Cancelled statuses with a seller cancellation reason."""
+    order = ctx.channel.order(ctx.arg("po"))
+    if order is None:
+        return Reply(404, _err("CONTENT_NOT_FOUND.GMP_ORDER_API", "purchaseOrderId", "order not found"))
+    entries = _line_statuses(ctx.json(), "orderCancellation", "Cancelled")
+    for line_number, e in entries:
+        if line_number != "1":
+            return Reply(400, _err("INVALID_REQUEST_CONTENT.GMP_ORDER_API", "lineNumber", f"no line {line_number}"))
+        reason = e.get("cancellationReason")
+        if reason not in CANCEL_REASONS:
+            return Reply(400, _err("INVALID_REQUEST_CONTENT.GMP_ORDER_API", "cancellationReason", "unknown reason"))
+        if order.status == "cancelled":
+            continue
+        qty = int(e["statusQuantity"]["amount"])
+        err = order.cancel(str(reason), None if qty >= order.open_qty and not order.shipped_qty else qty)
+        if err is not None:
+            return Reply(400, _err("INVALID_REQUEST_CONTENT.GMP_ORDER_API", "orderLine", err))
+    return Reply(200, {"order": _order_json(ctx, order)})
+
+
 def get_orders(ctx: Ctx) -> Reply:
     start = ctx.q("createdStartDate")
     if not start:
@@ -152,28 +286,7 @@ def get_orders(ctx: Ctx) -> Reply:
     limit, offset = min(200, ctx.qint("limit", 50)), ctx.qint("offset", 0)
     matching = [o for o in ctx.channel.orders if o.created_ms >= since_ms]
     page = matching[offset : offset + limit]
-    orders = []
-    for o in page:
-        charge = {
-            "chargeType": "PRODUCT",
-            "chargeName": "ItemPrice",
-            "chargeAmount": {"currency": o.currency, "amount": float(o.unit_price * o.qty)},
-        }
-        line = {
-            "lineNumber": "1",
-            "item": {"productName": ctx.channel.listings[o.sku].title, "sku": o.sku},
-            "charges": {"charge": [charge]},
-            "orderLineQuantity": {"unitOfMeasurement": "EACH", "amount": str(o.qty)},
-            "orderLineStatuses": {"orderLineStatus": [{"status": "Created"}]},
-        }
-        orders.append(
-            {
-                "purchaseOrderId": o.order_id,
-                "customerOrderId": f"C{o.order_id}",
-                "orderDate": o.created_ms,
-                "orderLines": {"orderLine": [line]},
-            }
-        )
+    orders = [_order_json(ctx, o) for o in page]
     meta: dict[str, Any] = {"totalCount": len(matching), "limit": limit}
     if offset + limit < len(matching):
         meta["nextCursor"] = "?" + urlencode({"limit": limit, "offset": offset + limit, "createdStartDate": start})
@@ -189,6 +302,9 @@ DIALECT = Dialect(
         route("GET", r"/v3/feeds/(?P<feed>[^/]+)", "getFeedStatus", get_feed),
         route("PUT", "/v3/price", "updatePrice", put_price),
         route("GET", "/v3/orders", "getOrders", get_orders),
+        route("GET", r"/v3/orders/(?P<po>[^/]+)", "getOrder", get_order),
+        route("POST", r"/v3/orders/(?P<po>[^/]+)/shipping", "shipOrderLines", ship_order),
+        route("POST", r"/v3/orders/(?P<po>[^/]+)/cancel", "cancelOrderLines", cancel_order),
     ],
     check_auth=check_auth,
     error=error_body,
