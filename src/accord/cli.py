@@ -680,7 +680,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="World and demand seed.")] = 42,
     ledger: Annotated[bool, typer.Option("--ledger", help="Only the quick ledger walkthrough.")] = False,
     serve: Annotated[
-        bool, typer.Option("--serve", help="Afterwards, serve the API on the real-time run's database.")
+        bool, typer.Option("--serve", help="Afterwards, serve the API and the sandbox with the real-time run's state.")
     ] = False,
 ) -> None:
     """The main job: a walkthrough of one ledger, then the same brand simulated under real-time, 15-minute and
@@ -695,21 +695,15 @@ def demo(
     if ledger:
         return
     from accord.sim.compare import run_demo_comparison
+    from accord.sim.runner import Simulation
 
-    run_demo_comparison(folder, out, days=days, seed=seed)
-    if serve:
-        import uvicorn
+    keep: dict[str, Simulation] = {}
+    run_demo_comparison(folder, out, days=days, seed=seed, keep=keep)
+    if serve:  # the API on the real-time run's database and the sandbox as that run left it (issue 6)
+        from accord.sim.serve import serve_run
 
-        from accord.api.app import create_app
-        from accord.app.tokens import create_token
-
-        db_file = folder / f"sim-{seed}-realtime.db"
-        STATE.database_url = f"sqlite:///{db_file}"
-        with _app() as app:
-            token = create_token(app.db, f"demo-{uuid.uuid4().hex[:6]}")
-            out.print(f"API on http://127.0.0.1:{app.settings.api_port} (database {db_file}); token: {token}")
-            out.print("try: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8400/v1/events?limit=20")
-            uvicorn.run(create_app(app), host="127.0.0.1", port=app.settings.api_port, log_level="warning")
+        sim = keep["realtime"]
+        serve_run(sim.database_url, sim.sandbox_app, out)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -65,35 +65,78 @@ def simulate(
     report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report here.")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Run all three policies on the seed.")] = False,
     products: Annotated[int, typer.Option("--products", help="Products in the world (about 10 SKUs each).")] = 200,
+    orders_per_day: Annotated[
+        float | None,
+        typer.Option("--orders-per-day", help="Buyer orders per day over all channels, before surges (default 250)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    folder: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the runs' SQLite databases here (default: a temporary folder).")
+    ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Afterwards serve the API and the sandbox with the (real-time) run's state."),
+    ] = False,
+    port: Annotated[int | None, typer.Option("--port", help="API port for --serve (0: any free port).")] = None,
+    sandbox_port: Annotated[int, typer.Option("--sandbox-port", help="Sandbox port for --serve (0: any free).")] = 8765,
 ) -> None:
     """Run the real engine, sync and sandbox on a virtual clock and measure what the sync policy costs."""
+    for name, value in (("--port", port), ("--sandbox-port", sandbox_port)):
+        if value is not None and not 0 <= value <= 65535:
+            raise _bad(f"{name} must be 0-65535, got {value}")
     if sync not in POLICY_NAMES:
         raise _bad(f"--sync must be one of {', '.join(POLICY_NAMES)}, got {sync!r}")
     if days <= 0:
         raise _bad(f"--days must be > 0, got {days}")
     if products <= 0:
         raise _bad(f"--products must be > 0, got {products}")
+    if orders_per_day is not None and not orders_per_day > 0:
+        raise _bad(f"--orders-per-day must be > 0, got {orders_per_day}")
+    import tempfile
+    from contextlib import ExitStack
+    from dataclasses import replace
+
     from accord.sim.compare import run_comparison, run_with_progress, write_outputs
     from accord.sim.report import rich_table
-    from accord.sim.runner import InvariantViolation, SimConfig
+    from accord.sim.runner import InvariantViolation, SimConfig, Simulation
     from accord.sim.world import WorldParams
 
     out = _console()
-    cfg = SimConfig(seed=seed, days=days, policy=sync, params=WorldParams(products=products))
-    try:
-        if compare:
-            results = run_comparison(cfg, None if quiet else out)
-        else:
-            results = [run_with_progress(cfg, None if quiet else out)]
-    except InvariantViolation as exc:
-        Console(stderr=True, highlight=False).print(f"error: {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
-    write_outputs(results, json_path, report)
-    out.print(rich_table(results))
-    for label, path in (("metrics", json_path), ("report", report)):
-        if path is not None:
-            out.print(f"{label}: {path}")
+    params = WorldParams(products=products)
+    if orders_per_day is not None:
+        params = replace(params, orders_per_day=orders_per_day)
+    cfg = SimConfig(seed=seed, days=days, policy=sync, params=params)
+    keep: dict[str, Simulation] = {}
+    with ExitStack() as stack:
+        where = folder
+        if where is None and serve:  # the served database lives until the servers stop
+            where = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accord-sim-")))
+        if where is not None:
+            where.mkdir(parents=True, exist_ok=True)
+        try:
+            if compare:
+                results = run_comparison(cfg, None if quiet else out, workdir=where, keep=keep)
+            else:
+                url = None
+                if where is not None:
+                    db = where / f"sim-{seed}-{sync}.db"
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{db}{suffix}").unlink(missing_ok=True)
+                    url = f"sqlite:///{db}"
+                results = [run_with_progress(cfg, None if quiet else out, url, keep)]
+        except InvariantViolation as exc:
+            Console(stderr=True, highlight=False).print(f"error: {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        write_outputs(results, json_path, report)
+        out.print(rich_table(results))
+        for label, path in (("metrics", json_path), ("report", report)):
+            if path is not None:
+                out.print(f"{label}: {path}")
+        if serve:
+            from accord.sim.serve import serve_run
+
+            sim = keep["realtime" if compare else sync]
+            serve_run(sim.database_url, sim.sandbox_app, out, api_port=port, sandbox_port=sandbox_port)
 
 
 def bench_sim(

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from accord.cli import cli
+from accord.domain.availability import LocationKind
+from accord.sim import fulfilment
 from accord.sim.metrics import METRIC_SECTIONS, dumps
 from accord.sim.report import render_html
 from accord.sim.runner import InvariantViolation, SimConfig, run_scenario
 from accord.sim.world import WorldParams, generate_world
 from accord.sync.worker import StepReport, SyncWorker
 
-SMALL = WorldParams(products=6, orders_per_day=400.0)
+SMALL = WorldParams(
+    products=6, orders_per_day=200.0, flash_multiplier=20.0, viral_multiplier=4.0, viral_quick_multiplier=4.0
+)
 
 
 def small(policy: str = "realtime", seed: int = 3, days: int = 2, **kw: object) -> SimConfig:
@@ -24,12 +30,13 @@ def small(policy: str = "realtime", seed: int = 3, days: int = 2, **kw: object) 
 
 
 @pytest.fixture(scope="module")
-def comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
-    out = {}
-    for policy in ("realtime", "15m", "6h"):
-        db = tmp_path_factory.mktemp(policy) / "sim.db"
-        out[policy] = run_scenario(small(policy), f"sqlite:///{db}")
-    return out
+def databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {policy: tmp_path_factory.mktemp(policy) / "sim.db" for policy in ("realtime", "15m", "6h")}
+
+
+@pytest.fixture(scope="module")
+def comparison(databases: dict[str, Path]) -> dict[str, dict[str, object]]:
+    return {policy: run_scenario(small(policy), f"sqlite:///{db}") for policy, db in databases.items()}
 
 
 def test_world_is_reproducible_and_shaped_as_specified() -> None:
@@ -114,6 +121,8 @@ def test_cli_simulate_writes_json_and_report(tmp_path: Path) -> None:
         "5",
         "--products",
         "3",
+        "--orders-per-day",
+        "40",
         "--quiet",
         "--json",
         str(out),
@@ -164,3 +173,86 @@ def test_demand_is_concentrated_and_best_sellers_are_stocked_lean() -> None:
     per_day = {s.id: s.base_per_day / total * w.params.orders_per_day for s in ranked}
     best = ranked[0].id
     assert units[best] / per_day[best] < w.params.stock_days
+
+
+# ---------------------------------------------------------------------------------------------- orders
+
+
+def _rows(db: Path, query: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+def test_sandbox_orders_reach_accord_by_webhook_or_poll_and_become_lifecycle_orders(
+    comparison: dict[str, dict[str, object]], databases: dict[str, Path]
+) -> None:
+    m = comparison["realtime"]["metrics"]
+    db = databases["realtime"]
+    dialect = {c.id: c.dialect for c in generate_world(3, SMALL).channels}
+    sources = _rows(db, "SELECT channel_id, source, count(*) FROM channel_orders GROUP BY channel_id, source")
+    assert sources
+    for channel, source, _n in sources:
+        assert source == ("webhook" if dialect[str(channel)] == "shopify" else "poll"), (channel, source)
+    assert m["intake"]["webhooks_posted"] > 0 and m["intake"]["order_polls"] > 0  # type: ignore[index]
+    # every order the buyers placed and Accord settled is one channel order and one lifecycle order
+    ((channel_orders,),) = _rows(db, "SELECT count(*) FROM channel_orders")
+    ((lifecycle,),) = _rows(db, "SELECT count(*) FROM orders")
+    settled = int(m["sales"]["orders"]) + int(m["sales"]["held_orders"])  # type: ignore[index]
+    assert channel_orders == lifecycle == settled == m["fulfilment"]["lifecycle_orders"]  # type: ignore[index]
+    assert m["fulfilment"]["orders_without_lifecycle"] == 0  # type: ignore[index]
+
+
+def test_warehouses_ship_and_deliver_and_the_metrics_match_what_accord_recorded(
+    comparison: dict[str, dict[str, object]], databases: dict[str, Path]
+) -> None:
+    f = comparison["realtime"]["metrics"]["fulfilment"]  # type: ignore[index]
+    db = databases["realtime"]
+    parcels = _rows(db, "SELECT order_id, carrier, tracking, lines FROM shipments")
+    assert f["shipments"] == len(parcels) > 0
+    assert all(str(carrier).strip() and str(tracking).strip() for _o, carrier, tracking, _l in parcels)
+    per_order: dict[str, int] = {}
+    for order_id, *_ in parcels:
+        per_order[str(order_id)] = per_order.get(str(order_id), 0) + 1
+    assert f["shipped_orders"] == len(per_order)
+    assert f["split_shipment_orders"] == sum(1 for n in per_order.values() if n > 1)
+    # every parcel is a SHIP movement in the ledger, unit for unit
+    shipped_units = sum(sum(json.loads(str(lines)).values()) for *_x, lines in parcels)
+    ((ledger_units,),) = _rows(
+        db, "SELECT coalesce(sum(q), 0) FROM (SELECT max(qty) AS q FROM ledger WHERE kind = 'ship' GROUP BY idem_key)"
+    )
+    assert ledger_units == shipped_units
+    ((delivered,),) = _rows(db, "SELECT count(*) FROM orders WHERE status = 'delivered'")
+    assert f["delivered_orders"] == delivered > 0
+    assert f["sla_hits"] > 0 and f["sla_hits"] + f["sla_misses"] <= f["shipped_orders"]
+    assert 90.0 <= f["valid_tracking_rate_pct"] <= 100.0
+    health = comparison["realtime"]["metrics"]["channel_health"]  # type: ignore[index]
+    assert set(health["bars"]) == {"cancellation_rate", "late_shipment_rate", "valid_tracking_rate"}
+    assert set(health["channels"]) == {c.id for c in generate_world(3, SMALL).channels}
+
+
+def test_pick_capacity_makes_parcels_late(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, comparison: dict[str, dict[str, object]]
+) -> None:
+    base = comparison["realtime"]["metrics"]["fulfilment"]  # type: ignore[index]
+    monkeypatch.setattr(fulfilment, "PICK_CAPACITY_FACTOR", 0.1)
+    monkeypatch.setattr(fulfilment, "MIN_PICK_CAPACITY", 1)
+    f = run_scenario(small(), f"sqlite:///{tmp_path / 'cap.db'}")["metrics"]["fulfilment"]
+    assert f["capacity_deferrals"] > base["capacity_deferrals"]
+    # the same orders, fewer parcels a day: more of them leave after their ship-by, or have not left by the end
+    assert f["sla_misses"] + f["sla_open_breached"] > base["sla_misses"] + base["sla_open_breached"]
+    assert f["sla_hits"] < base["sla_hits"]
+
+
+def test_a_failed_pick_reroutes_the_order_or_cancels_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fulfilment, "PICK_FAILURE", dict.fromkeys(LocationKind, 1.0))
+    db = tmp_path / "fail.db"
+    f = run_scenario(small(days=1), f"sqlite:///{db}")["metrics"]["fulfilment"]  # invariants are checked in the run
+    assert f["pick_failures"] > 0
+    assert f["reroutes"] + f["cancelled_after_pick_failure"] == f["pick_failures"]
+    assert f["reroutes"] > 0
+    ((routes,),) = _rows(db, "SELECT count(*) FROM order_routes WHERE cause LIKE 'reroute:%'")
+    assert routes == f["reroutes"]

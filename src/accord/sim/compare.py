@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from accord.sim.metrics import dumps
 from accord.sim.report import render_html, rich_table
-from accord.sim.runner import POLICIES, SimConfig, run_scenario
+from accord.sim.runner import POLICIES, SimConfig, Simulation, run_scenario
 from accord.sim.world import WorldParams
 
 DEMO_DAYS = 14
@@ -26,10 +26,15 @@ def _sqlite_url(directory: Path, name: str) -> str:
     return f"sqlite:///{directory / name}"
 
 
-def run_with_progress(cfg: SimConfig, console: Console | None, database_url: str | None = None) -> dict[str, Any]:
+def run_with_progress(
+    cfg: SimConfig,
+    console: Console | None,
+    database_url: str | None = None,
+    keep: dict[str, Simulation] | None = None,
+) -> dict[str, Any]:
     """One scenario with a Rich progress bar (quiet when ``console`` is None)."""
     if console is None:
-        return run_scenario(cfg, database_url)
+        return run_scenario(cfg, database_url, keep=keep)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -45,7 +50,7 @@ def run_with_progress(cfg: SimConfig, console: Console | None, database_url: str
             if done % 60 == 0 or done == total:
                 bar.update(task, completed=done)
 
-        return run_scenario(cfg, database_url, progress=tick)
+        return run_scenario(cfg, database_url, progress=tick, keep=keep)
 
 
 def run_comparison(
@@ -54,6 +59,7 @@ def run_comparison(
     *,
     policies: Sequence[str] = tuple(POLICIES),
     workdir: Path | None = None,
+    keep: dict[str, Simulation] | None = None,
 ) -> list[dict[str, Any]]:
     """The same seed and demand under each policy, each in a fresh SQLite file."""
     results = []
@@ -64,7 +70,8 @@ def run_comparison(
             db = where / f"sim-{base.seed}-{policy}.db"
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
-            results.append(run_with_progress(replace(base, policy=policy), console, _sqlite_url(where, db.name)))
+            url = _sqlite_url(where, db.name)
+            results.append(run_with_progress(replace(base, policy=policy), console, url, keep))
     return results
 
 
@@ -82,6 +89,7 @@ def run_demo_comparison(
     days: int = DEMO_DAYS,
     seed: int = DEMO_SEED,
     params: WorldParams | None = None,
+    keep: dict[str, Simulation] | None = None,
 ) -> Path:
     """The main job: the demo world in fresh SQLite files under ``path`` (a directory), all three policies with
     progress shown, the table printed, and the report written to ``path/sim-report.html`` (returned)."""
@@ -91,7 +99,7 @@ def run_demo_comparison(
     console.print(
         f"[bold]Simulating {days} days of the demo brand (seed {seed}) under real-time, 15-minute and 6-hour sync"
     )
-    results = run_comparison(cfg, console, workdir=out)
+    results = run_comparison(cfg, console, workdir=out, keep=keep)
     report = out / "sim-report.html"
     write_outputs(results, out / "sim-results.json", report)
     console.print(rich_table(results))
@@ -105,13 +113,21 @@ def run_sim_bench(days: int = 14, seed: int = 7, progress: Callable[[int, int], 
     result = run_scenario(SimConfig(seed=seed, days=days, policy="realtime"), progress=progress)
     wall = time.perf_counter() - started
     m = result["metrics"]
-    events = int(m["sales"]["demand_units"]) + int(m["latency"]["acked_updates"]) + int(m["api"]["calls"])
+    events = (
+        int(m["sales"]["demand_units"])
+        + int(m["latency"]["acked_updates"])
+        + int(m["api"]["calls"])
+        + int(m["fulfilment"]["shipments"])
+    )
     return {
         "days": days,
         "seed": seed,
         "wall_s_realtime": round(wall, 2),
         "events": events,
         "orders": m["sales"]["orders"],
+        "shipments": m["fulfilment"]["shipments"],
+        "order_polls": m["intake"]["order_polls"],
+        "webhooks_posted": m["intake"]["webhooks_posted"],
         "api_calls": m["api"]["calls"],
         "skus": result["world"]["skus"],
         "channels": result["world"]["channels"],

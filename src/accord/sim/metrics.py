@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from accord.domain.orders import AMAZON_BARS
+from accord.sim.fulfilment import fulfilment_summary
 from accord.sim.world import SimWorld
 
 AMAZON_CANCEL_BAR_PCT = 2.5
@@ -82,6 +84,9 @@ class Recorder:
         self.http_429 = 0
         self.worker_steps = 0
         self.inbound_units = 0
+        self.webhooks = 0  # signed order webhooks posted to Accord's API
+        self.order_polls = 0  # order polls through the connectors
+        self.poll_errors = 0
         self.returns_units = 0
         self.held = 0
         self.checks = 0
@@ -328,12 +333,42 @@ def _api(rec: Recorder, final: Mapping[str, Any]) -> dict[str, Any]:
 
 @metric_section("fulfilment")
 def _fulfilment(rec: Recorder, final: Mapping[str, Any]) -> dict[str, Any]:
+    out = fulfilment_summary(final.get("fulfilment") or {})
+    out["returns_units"] = rec.returns_units
+    out["note"] = (
+        "orders as Accord recorded them: a split shipment is an order shipped in more than one parcel; an SLA hit is "
+        "an order shipped in full by its ship-by; returns are counted, not yet restocked"
+    )
+    return out
+
+
+@metric_section("channel_health")
+def _channel_health(rec: Recorder, final: Mapping[str, Any]) -> dict[str, Any]:
+    """Per channel, Accord's own health report (``OrderService.health``) against Amazon's bars."""
+    health: Mapping[str, Any] = (final.get("fulfilment") or {}).get("health", {})
+    channels: dict[str, Any] = {}
+    failing: dict[str, list[str]] = {name: [] for name in AMAZON_BARS}
+    for ch, h in sorted(health.items()):
+        row: dict[str, Any] = {"orders": h["orders"], "ok": h["ok"]}
+        for name, m in sorted(h["metrics"].items()):
+            row[f"{name}_pct"] = m["value_pct"]
+            if not m["ok"]:
+                failing.setdefault(name, []).append(ch)
+        channels[ch] = row
     return {
-        "split_shipments": 0,
-        "sla_hits": 0,
-        "sla_misses": 0,
-        "returns_units": rec.returns_units,
-        "note": "hooks: split shipments and SLA need routing (issue 5); returns are counted, not yet restocked",
+        "bars": {name: bar.describe() for name, bar in sorted(AMAZON_BARS.items())},
+        "channels_failing": {name: sorted(chs) for name, chs in sorted(failing.items())},
+        "channels": channels,
+    }
+
+
+@metric_section("intake")
+def _intake(rec: Recorder, final: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "webhooks_posted": rec.webhooks,
+        "order_polls": rec.order_polls,
+        "poll_errors": rec.poll_errors,
+        "note": "Shopify orders arrive as signed webhooks posted to Accord's API; the other dialects are polled",
     }
 
 
@@ -345,9 +380,19 @@ def _invariants(rec: Recorder, final: Mapping[str, Any]) -> dict[str, Any]:
 @metric_section("channels")
 def _channels(rec: Recorder, final: Mapping[str, Any]) -> dict[str, Any]:
     span = max(1, rec.last_ms - rec.start_ms)
+    ful: Mapping[str, Any] = (final.get("fulfilment") or {}).get("channels", {})
     out: dict[str, Any] = {}
     for ch, c in rec.ch.items():
+        f = ful.get(ch) or {}
+        shipped, shipments = int(f.get("shipped_orders", 0)), int(f.get("shipments", 0))
+        hits, misses = int(f.get("sla_hits", 0)), int(f.get("sla_misses", 0))
         out[ch] = {
+            "shipped_orders": shipped,
+            "split_shipment_orders": int(f.get("split_orders", 0)),
+            "sla_hits": hits,
+            "sla_misses": misses,
+            "late_shipment_rate_pct": pct(int(f.get("late_orders", 0)), shipped),
+            "valid_tracking_rate_pct": pct(int(f.get("valid_tracking", 0)), shipments),
             "orders": c.orders,
             "units_sold": c.units_sold,
             "cancelled_orders": c.cancelled_orders,

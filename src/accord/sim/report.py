@@ -9,7 +9,11 @@ from typing import Any
 
 from rich.table import Table
 
+from accord.domain.orders import AMAZON_BARS
 from accord.sim.metrics import AMAZON_CANCEL_BAR_PCT
+
+LATE_BAR_PCT = AMAZON_BARS["late_shipment_rate"].threshold_pct
+TRACKING_BAR_PCT = AMAZON_BARS["valid_tracking_rate"].threshold_pct
 
 Results = Sequence[Mapping[str, Any]]  # one run result per policy, in display order
 COLOURS = ("#1b7f5b", "#d08c1a", "#b3261e", "#3366aa", "#7a4fa0")
@@ -30,6 +34,11 @@ def _m(r: Mapping[str, Any], section: str, key: str) -> Any:
     return r["metrics"][section][key]
 
 
+def _f(r: Mapping[str, Any], key: str) -> Any:
+    """A fulfilment metric (0 for results written before orders were fulfilled in the run)."""
+    return r["metrics"].get("fulfilment", {}).get(key, 0)
+
+
 def summary_rows(results: Results) -> list[dict[str, Any]]:
     rows = []
     for r in results:
@@ -48,6 +57,12 @@ def summary_rows(results: Results) -> list[dict[str, Any]]:
                 "latency_p99_ms": _m(r, "latency", "p99_ms"),
                 "calls": _m(r, "api", "calls"),
                 "http_429": _m(r, "api", "http_429"),
+                "shipped_orders": _f(r, "shipped_orders"),
+                "split_shipment_orders": _f(r, "split_shipment_orders"),
+                "sla_hits": _f(r, "sla_hits"),
+                "sla_misses": _f(r, "sla_misses"),
+                "late_shipment_rate_pct": _f(r, "late_shipment_rate_pct"),
+                "valid_tracking_rate_pct": _f(r, "valid_tracking_rate_pct"),
             }
         )
     return rows
@@ -76,6 +91,9 @@ def rich_table(results: Results) -> Table:
         ("accuracy %", "right"),
         ("p50 / p99 latency", "right"),
         ("API calls / 429", "right"),
+        ("split / SLA hit / miss", "right"),
+        (f"late ship (bar {LATE_BAR_PCT:g} %)", "right"),
+        (f"valid tracking (bar {TRACKING_BAR_PCT:g} %)", "right"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in summary_rows(results):
@@ -91,8 +109,15 @@ def rich_table(results: Results) -> Table:
             f"{float(row['accuracy_pct']):.2f}",
             f"{_ms(row['latency_p50_ms'])} / {_ms(row['latency_p99_ms'])}",
             f"{row['calls']} / {row['http_429']}",
+            f"{row['split_shipment_orders']} / {row['sla_hits']} / {row['sla_misses']}",
+            _rate(float(row["late_shipment_rate_pct"]), float(row["late_shipment_rate_pct"]) < LATE_BAR_PCT),
+            _rate(float(row["valid_tracking_rate_pct"]), float(row["valid_tracking_rate_pct"]) >= TRACKING_BAR_PCT),
         )
     return table
+
+
+def _rate(value: float, ok: bool) -> str:
+    return f"{'[green]' if ok else '[red]'}{value:.2f} %[/]"
 
 
 # ---------------------------------------------------------------------------------------------- SVG
@@ -221,12 +246,69 @@ def _per_channel(results: Results) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-@report_section("Not measured yet")
-def _hooks(results: Results) -> str:
+FULFILMENT_ROWS: tuple[tuple[str, str], ...] = (
+    ("lifecycle_orders", "orders in the lifecycle"),
+    ("shipped_orders", "orders shipped"),
+    ("shipments", "parcels"),
+    ("split_shipment_orders", "split shipments (orders in > 1 parcel)"),
+    ("shipments_per_shipped_order", "parcels per shipped order"),
+    ("sla_hits", "SLA hits (shipped in full by ship-by)"),
+    ("sla_misses", "SLA misses (shipped late)"),
+    ("sla_open_breached", "open past ship-by at the end"),
+    ("late_shipment_rate_pct", f"late-shipment rate % (bar < {LATE_BAR_PCT:g})"),
+    ("valid_tracking_rate_pct", f"valid-tracking rate % (bar ≥ {TRACKING_BAR_PCT:g})"),
+    ("capacity_deferrals", "parcels held back by pick capacity"),
+    ("pick_failures", "failed picks"),
+    ("reroutes", "re-routed after a failed pick"),
+    ("cancelled_after_pick_failure", "cancelled after a failed pick"),
+    ("delivered_orders", "delivered"),
+    ("delivery_hours_p50", "placed → delivered, p50 hours"),
+    ("confirmations_sent", "ship confirmations sent to channels"),
+    ("cancellations_sent", "cancellations sent to channels"),
+)
+
+
+@report_section("Fulfilment: shipments, SLA and tracking")
+def _fulfilment(results: Results) -> str:
     if not results:
         return ""
-    note = escape(str(results[0]["metrics"]["fulfilment"]["note"]))
-    return f"<p>Split shipments and SLA hits are reported as 0: {note}.</p>"
+    head = "<th>metric</th>" + "".join(f"<th>{escape(str(r['policy']))}</th>" for r in results)
+    rows = []
+    for key, label in FULFILMENT_ROWS:
+        cells = "".join(f"<td>{escape(str(r['metrics'].get('fulfilment', {}).get(key, '–')))}</td>" for r in results)
+        rows.append(f"<tr><td>{escape(label)}</td>{cells}</tr>")
+    note = escape(str(results[0]["metrics"].get("fulfilment", {}).get("note", "")))
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table><p>{note}</p>"
+
+
+@report_section("Channel health against Amazon's bars")
+def _health(results: Results) -> str:
+    if not results or "channel_health" not in results[0]["metrics"]:
+        return ""
+    metrics = (
+        ("cancellation_rate_pct", "cancel", AMAZON_BARS["cancellation_rate"]),
+        ("late_shipment_rate_pct", "late", AMAZON_BARS["late_shipment_rate"]),
+        ("valid_tracking_rate_pct", "tracking", AMAZON_BARS["valid_tracking_rate"]),
+    )
+    head = "<th>channel</th>" + "".join(
+        f"<th>{escape(str(r['policy']))}: {label} ({escape(bar.describe())})</th>"
+        for r in results
+        for _key, label, bar in metrics
+    )
+    rows = []
+    for ch in sorted(results[0]["metrics"]["channel_health"]["channels"]):
+        cells = []
+        for r in results:
+            c = r["metrics"]["channel_health"]["channels"].get(ch, {})
+            for key, _label, bar in metrics:
+                v = c.get(key)
+                if v is None:
+                    cells.append("<td>–</td>")
+                    continue
+                cls = "" if bar.passes(float(v)) else ' class="bad"'
+                cells.append(f"<td{cls}>{float(v):.2f}</td>")
+        rows.append(f"<tr><td>{escape(ch)}</td>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 CSS = """

@@ -2,9 +2,14 @@
 
 Time moves in one-minute steps. Inside a step, buyer demand (drawn from its own seeded stream, so it is the same
 for every sync policy) arrives at exact virtual milliseconds; each buyer buys on the sandbox, never more than the
-listing shows. A placed order reaches Accord as the channel's order notification would (``OrderIngestor``), reserving
-stock in the same transaction; the relay turns the ATS changes into desired state; the worker pushes it through the
-connectors over in-process HTTP within each channel's token bucket:
+listing shows. A placed order reaches Accord the way the channel's dialect delivers it in production: Shopify's
+signed ``orders/create`` webhook, posted to Accord's API webhook route (in-process, HMAC verified), or the
+connector's order poll (``SyncWorker.poll_orders``, every two minutes for a channel with new orders, within Amazon's
+getOrders rate; a poll that would find nothing is not made). Ingestion reserves stock in the same transaction and
+(with the order lifecycle) routes the order; the simulated warehouses then ship, re-route and deliver it
+(:mod:`accord.sim.fulfilment`), and the ship confirmations and cancellations go back through the connectors. The
+relay turns the ATS changes into desired state; the worker pushes it through the connectors over in-process HTTP
+within each channel's token bucket:
 
 - ``realtime``: the worker wakes one second after a change (and whenever a retry or a token is due);
 - ``15m`` / ``6h``: desired state is flushed only at those boundaries (a flush runs until the queue is empty).
@@ -25,8 +30,6 @@ import random
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +37,33 @@ import httpx
 import sqlalchemy as sa
 from starlette.requests import Request as StarletteRequest
 
+from accord.api.app import create_app as create_api
 from accord.app.ports import ManualClock, SequentialIds
 from accord.app.relay import Relay, StoredEvent
 from accord.bootstrap import build_app
-from accord.connectors.base import ChannelOrder, OrderLine
+from accord.connectors.base import ConnectorError
 from accord.domain import events as ev
 from accord.domain.ledger import Movement, MovementKind, violations
+from accord.orders.service import OrderService
 from accord.sandbox.app import Sandbox, channel_config, create_app, sandbox_of
 from accord.sandbox.core import ChannelSpec, ListingSpec, SandboxConfig
 from accord.sandbox.core import poisson as _poisson
+from accord.sim.fulfilment import Warehouses, fulfilment_state
 from accord.sim.metrics import Recorder, build_metrics
 from accord.sim.world import DAY_MIN, SimWorld, WorldParams, generate_world, install_world
 from accord.store import schema as t
+from accord.store import sync_tables as st
 from accord.store.db import Tx
-from accord.sync.orders import CANCELLED, RESERVED, OrderIngestor
+from accord.sync.orders import CANCELLED, HELD, RESERVED
 from accord.sync.store import SyncStore
 from accord.sync.subscriber import SyncSubscriber
 from accord.sync.worker import NEEDS_REF, SyncWorker, WorkerOptions, build_connectors
 
 MIN_MS = 60_000
 BASE_URL = "http://sandbox"
+ACCORD_URL = "http://accord"
+WEBHOOK_DIALECTS = frozenset({"shopify"})  # dialects whose orders reach Accord by webhook; the others are polled
+SEND_BACK_EVERY_MIN = 5  # ship confirmations and cancellations go back to the channels this often
 # policy -> flush interval in minutes (0: continuous)
 POLICIES: dict[str, int] = {"realtime": 0, "15m": 15, "6h": 360}
 DEMAND_SALT = 0x5EED_D3A1
@@ -78,6 +88,8 @@ class SimConfig:
     check_every_min: int = 60
     verify_every_min: int = DAY_MIN
     sample_every_min: int = 60
+    order_poll_every_min: int = 2  # how often a channel with new orders is polled (within Amazon's getOrders rate)
+    fulfil: bool = True  # the simulated warehouses ship, re-route and deliver routed orders
     inject_violation_at_step: int | None = None  # tests: corrupt one balance at this step
     max_steps: int | None = None  # stop early (profiling); None = days × 1440 one-minute steps
 
@@ -167,6 +179,15 @@ class _Demand:
     qty: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Sale:
+    """A sandbox order on its way to Accord (by webhook or the next poll)."""
+
+    sku: str
+    qty: int
+    price: float
+
+
 class Simulation:
     def __init__(
         self,
@@ -183,6 +204,7 @@ class Simulation:
         self.world = world or generate_world(cfg.seed, params)
         self.clock = ManualClock()
         self.start_ms = self.clock.now_ms()
+        self.database_url = database_url
         self.app = build_app(database_url=database_url, clock=self.clock, ids=SequentialIds(), migrate=True)
         self.engine = self.app.engine
         install_world(self.engine, self.world)
@@ -216,7 +238,15 @@ class Simulation:
         self.relay = Relay(
             self.app.db, [SyncSubscriber(self.store, self.clock), self.mirror], self.clock, gap_timeout_ms=0
         )
-        self.orders = OrderIngestor(self.engine)
+        self.service = OrderService(self.engine)
+        self.orders = self.service.ingestor  # with the order lifecycle: every ingested order becomes an order
+        self.warehouses = Warehouses(self.world, self.service, cfg.seed, self.start_ms)
+        self.warehouses.configure()
+        self.api = create_api(self.app)
+        self.awaiting: dict[str, dict[str, _Sale]] = {}  # channel -> sandbox order id -> sale not yet ingested
+        self.poll_due: set[str] = set()
+        self.last_webhook: dict[str, str] = {}  # channel -> id of the last delivery posted
+        self.dialect = {ch.id: ch.dialect for ch in self.world.channels}
         self.rec = Recorder(self.world, self.start_ms)
         for (ch_id, sku), ats in sorted(self.mirror.ats.items()):
             self.rec.init_key(ch_id, sku, self.sandbox.channels[ch_id].listings[sku].qty, ats)
@@ -227,6 +257,7 @@ class Simulation:
         self.wake_ms: int | None = None
         self.flush_open = False
         self.worker: SyncWorker
+        self.accord: httpx.AsyncClient  # Accord's API, in-process (the marketplaces' webhooks are posted to it)
         # per-channel scheduling: a worker step visits only channels with work that may be due (the others have
         # nothing to send, so stepping them would only cost a queue scan each)
         self.channel_due: dict[str, int] = {}  # channel -> when its next key is due and its bucket has a token
@@ -254,12 +285,18 @@ class Simulation:
             if cfg.direct_transport
             else httpx.ASGITransport(app=self.sandbox_app)
         )
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=self.api), base_url=ACCORD_URL) as accord,
+        ):
+            self.accord = accord
             conns = build_connectors(self.store.endpoints(), client, self.clock)
             self.worker = SyncWorker(self.store, conns, self.clock, WorkerOptions(), self.orders)
             for step in range(steps):
                 self.step = step
                 t0 = self.start_ms + step * MIN_MS
+                if cfg.fulfil:
+                    await self._fulfil(t0, send_back=step % SEND_BACK_EVERY_MIN == 0)
                 if interval and step % interval == 0:
                     self.flush_open = True
                     self.wake_ms = t0
@@ -277,9 +314,11 @@ class Simulation:
                 for d in self._demand(step, t0):
                     await self._worker_until(d.at_ms)
                     self._advance(d.at_ms)
-                    self._buy(d)
+                    await self._buy(d)
                 await self._worker_until(t0 + MIN_MS - 1)
                 self._advance(t0 + MIN_MS)
+                if self.poll_due and (step + 1) % cfg.order_poll_every_min == 0:
+                    await self._poll()
                 if (step + 1) % cfg.sample_every_min == 0:
                     self.rec.sample(self.clock.now_ms())
                 if cfg.inject_violation_at_step == step:
@@ -289,13 +328,14 @@ class Simulation:
                 if self.progress is not None:
                     self.progress(step + 1, steps)
             self._check(full=True)
+        final = self._final_state()
         return {
             "schema": 1,
             "seed": cfg.seed,
             "policy": cfg.policy,
             "days": cfg.days,
             "world": self.world.summary(),
-            "metrics": build_metrics(self.rec, self._final_state()),
+            "metrics": build_metrics(self.rec, final),
         }
 
     def _advance(self, to_ms: int) -> None:
@@ -326,7 +366,7 @@ class Simulation:
         out.sort()
         return out
 
-    def _buy(self, d: _Demand) -> None:
+    async def _buy(self, d: _Demand) -> None:
         rec = self.rec
         listing = self.sandbox.channels[d.channel].listings[d.sku]
         shown = listing.qty
@@ -338,26 +378,93 @@ class Simulation:
         if order is None:
             return
         self.rec.touch(d.channel, d.sku)
-        co = ChannelOrder(
-            order.order_id,
-            datetime.fromtimestamp(order.created_ms / 1000, tz=UTC),
-            "new",
-            (OrderLine(d.sku, sold, Decimal(f"{price:.2f}"), "1"),),
-            order.currency,
-        )
-        got = self.orders.ingest_one(d.channel, co, "webhook")
-        if got.status == RESERVED:
-            rec.sold(d.channel, sold, price)
-            self.touched_skus.add(d.sku)
-            rate = self.world.return_rates.get(self.sku_spec[d.sku].category, 0.0)
-            r = random.Random(f"{self.cfg.seed}:return:{d.channel}:{order.order_id}")
-            if r.random() < rate:
-                rec.returns_units += sold
-        elif got.status == CANCELLED:
-            rec.oversold(d.channel, sold, price)
+        self.awaiting.setdefault(d.channel, {})[order.order_id] = _Sale(d.sku, sold, price)
+        if self.dialect[d.channel] in WEBHOOK_DIALECTS:
+            await self._post_webhooks(d.channel)
         else:
-            rec.held += 1
+            self.poll_due.add(d.channel)
+        self.rec.refresh(self.mirror.ats, self.sandbox.channels)
+
+    async def _post_webhooks(self, channel: str) -> None:
+        """Post the sandbox's new signed deliveries for ``channel`` to Accord's webhook route, as the marketplace
+        would; a delivery Accord refuses is a failure of the run."""
+        deliveries = self.sandbox.channels[channel].webhooks
+        last = self.last_webhook.get(channel)
+        new: list[dict[str, Any]] = []
+        for h in reversed(deliveries):
+            if h["headers"].get("X-Shopify-Webhook-Id") == last:
+                break
+            new.append(h)
+        for h in reversed(new):
+            resp = await self.accord.post(
+                f"/v1/sync/webhooks/shopify/{channel}", content=h["body"], headers=h["headers"]
+            )
+            self.last_webhook[channel] = str(h["headers"].get("X-Shopify-Webhook-Id"))
+            if resp.status_code != 200:
+                self._fail(f"Accord refused a {channel} webhook: HTTP {resp.status_code} {resp.text[:300]}")
+            body = resp.json()
+            self.rec.webhooks += 1
+            self._settle(channel, str(body["order"]), str(body["status"]))
         self._after_change()
+
+    async def _poll(self) -> None:
+        """Poll the channels that have orders Accord has not seen, through their connectors (the production path);
+        a failed poll (429, 5xx) is tried again next minute."""
+        for channel in sorted(self.poll_due):
+            try:
+                await self.worker.poll_orders(channel)
+            except ConnectorError:
+                self.rec.poll_errors += 1
+                continue
+            self.rec.order_polls += 1
+            waiting = self.awaiting.get(channel, {})
+            co = st.channel_orders
+            with self.app.db.engine.connect() as conn:
+                got = conn.execute(
+                    sa.select(co.c.channel_order_id, co.c.status).where(
+                        co.c.channel_id == channel, co.c.channel_order_id.in_(sorted(waiting))
+                    )
+                ).all()
+                conn.rollback()
+            for oid, status in sorted(got):
+                self._settle(channel, str(oid), str(status))
+            if not waiting:
+                self.poll_due.discard(channel)
+        self._after_change()
+
+    def _settle(self, channel: str, oid: str, status: str) -> None:
+        """What Accord made of one sandbox order: reserved (sold; the warehouses take over), cancelled (it could not
+        be covered: an oversell) or held."""
+        sale = self.awaiting.get(channel, {}).pop(oid, None)
+        if sale is None:
+            return  # a redelivery of an order already settled
+        rec = self.rec
+        if status == RESERVED:
+            rec.sold(channel, sale.qty, sale.price)
+            self.touched_skus.add(sale.sku)
+            rate = self.world.return_rates.get(self.sku_spec[sale.sku].category, 0.0)
+            r = random.Random(f"{self.cfg.seed}:return:{channel}:{oid}")
+            if r.random() < rate:
+                rec.returns_units += sale.qty
+            if self.cfg.fulfil:
+                self.warehouses.admit(channel, oid, self.clock.now_ms())
+        elif status == CANCELLED:
+            rec.oversold(channel, sale.qty, sale.price)
+        elif status == HELD:
+            rec.held += 1
+        else:
+            self._fail(f"{channel} order {oid} ingested as {status!r}")
+
+    async def _fulfil(self, now_ms: int, *, send_back: bool) -> None:
+        """The warehouses' work due by ``now_ms`` (parcels, re-routes, deliveries), then, every few minutes, the
+        ship confirmations and cancellations back to the channels."""
+        due = self.warehouses.next_due_ms()
+        if due is not None and due <= now_ms:
+            self._advance(now_ms)
+            self.warehouses.run_due(now_ms)
+            self._after_change()
+        if send_back:
+            await self.warehouses.send_back(self.worker)
 
     def _after_change(self) -> None:
         """Deliver outbox events (sync desired state + the ATS mirror); schedule the worker per the policy."""
@@ -366,6 +473,7 @@ class Simulation:
         if touched:
             for key in touched:
                 self.rec.touch(*key)
+                self.touched_skus.add(key[1])
             touched.clear()
             if POLICIES[self.cfg.policy] == 0:
                 due = self.clock.now_ms() + self.cfg.realtime_delay_ms
@@ -443,6 +551,7 @@ class Simulation:
     def _final_state(self) -> dict[str, Any]:
         status = {s.channel: s.as_dict() for s in self.store.status()}
         return {
+            "fulfilment": fulfilment_state(self.app.db, self.service, self.warehouses.tally, self.clock.now_ms()),
             "sync_status": status,
             "dead_letters": len(self.store.dead_letters()),
             "queue_depth": sum(int(s.get("queue_depth") or 0) for s in status.values()),
@@ -455,10 +564,16 @@ def run_scenario(
     *,
     world: SimWorld | None = None,
     progress: ProgressFn | None = None,
+    keep: dict[str, Simulation] | None = None,
 ) -> dict[str, Any]:
-    """Run one scenario; a fresh temporary SQLite file unless ``database_url`` is given."""
+    """Run one scenario; a fresh temporary SQLite file unless ``database_url`` is given. ``keep`` receives the
+    finished :class:`Simulation` under its policy (its sandbox keeps the run's state: ``accord simulate --serve``)."""
     if database_url is not None:
-        return Simulation(cfg, database_url, world=world, progress=progress).run()
+        sim = Simulation(cfg, database_url, world=world, progress=progress)
+        result = sim.run()
+        if keep is not None:
+            keep[cfg.policy] = sim
+        return result
     with tempfile.TemporaryDirectory(prefix="accord-sim-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'sim.db'}"
         return Simulation(cfg, url, world=world, progress=progress).run()

@@ -16,6 +16,12 @@ a SKU's all-channel base rate: the flash sale on a few head SKUs on one channel 
 pulls buyers from everywhere; a small halo on the region's other channels), the viral surge on a few head SKUs in one
 city's region for a day (every channel there, and its quick-commerce channel). Dark stores carry head SKUs only,
 topped up every morning from the city's supply.
+
+Stock is meant to be what a competent brand holds, so that demand goes unmet mostly because of how stale the channels
+are, not because the stock is not there: every SKU has at least a case pack in each regional hub; other SKUs reorder
+before their cover runs out (a few purchase orders land late); channels fall back to a neighbouring region's hub
+(cross-border, longer transit); deal stock arrives before the lightning deal and an expedited replenishment during
+the viral surge, neither covering every unit.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from accord.sync.world import CHANNELS as SYNC_CHANNELS
 from accord.sync.world import REGIONS
 
 DAY_MIN = 1440
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
 # category -> (return rate, price range in USD, size axis, colour count)
 CATEGORIES: dict[str, tuple[float, tuple[float, float], tuple[str, ...], int]] = {
@@ -128,14 +134,17 @@ class WorldParams:
     stock_days: float = 9.0  # starting cover in days of expected demand (before noise), tail SKUs
     zipf_s: float = 1.0  # demand share of the SKU ranked r is proportional to 1 / r**zipf_s
     head_pct: float = 0.02  # the fast movers (best sellers): this share of SKUs, by rank
-    tail_po_share: float = 0.2  # share of (tail SKU, region) pairs with a purchase order arriving during the run
-    head_cover_days: tuple[float, float] = (2.0, 4.5)  # their starting cover (uniform), lean
-    head_po_every_days: float = 3.5  # their replenishment cadence (each PO about this many days of demand)
+    tail_min_units: tuple[int, int] = (1, 4)  # every other SKU starts with at least this many units per hub
+    start_out_share: float = 0.03  # share of (non-head SKU, hub) pairs that start out of stock (a PO is on its way)
+    late_po_share: float = 0.06  # purchase orders that land later than planned (a stockout until they do)
+    surge_stock_share: tuple[float, float] = (0.8, 1.1)  # deal / expedited stock, as a share of the surge's units
+    head_cover_days: tuple[float, float] = (1.5, 3.5)  # their starting cover (uniform), lean
+    head_po_every_days: float = 2.5  # their replenishment cadence (each PO about this many days of demand)
     # surges add demand in multiples of the SKU's all-channel base rate (the time shape of the channel applies)
     flash_multiplier: float = 40.0  # lightning deal on its channel, for three hours: the deal page pulls buyers in
     flash_halo: float = 2.0  # each of the deal region's other channels, where deal traffic spills over
-    viral_multiplier: float = 20.0  # each channel of the viral city's region, for a day
-    viral_quick_multiplier: float = 20.0  # the city's quick-commerce channel
+    viral_multiplier: float = 8.0  # each channel of the viral city's region, for a day
+    viral_quick_multiplier: float = 8.0  # the city's quick-commerce channel
     dark_store_restock: tuple[int, int] = (3, 8)  # units topped up per head SKU each morning (uniform)
 
 
@@ -286,6 +295,18 @@ REGION_LOCATIONS: dict[str, tuple[str, ...]] = {
     "sea": ("dc-sea",),
     "anz": ("wh-anz",),
 }
+# cross-border fallback: after its own locations, a channel may be fulfilled from the nearest other hub (longer
+# transit), so a SKU out in one region can still sell from a neighbour's stock
+REGION_FALLBACK: dict[str, tuple[str, ...]] = {
+    "us": (),
+    "ca": ("wh-us",),
+    "eu": ("wh-pl",),
+    "uk": ("dc-eu",),
+    "pl": ("dc-eu",),
+    "latam": ("dc-us",),
+    "sea": ("wh-anz",),
+    "anz": ("dc-sea",),
+}
 PLATFORM_OF: dict[str, str] = {
     "amazon-us": "fba-us",
     "amazon-de": "fba-de",
@@ -301,7 +322,7 @@ def sim_channels() -> list[Channel]:
         if cid in QUICK_CHANNELS:  # quick commerce: only its dark store, a safety unit, small quantities
             out.append(Channel(cid, dialect, region, currency, (QUICK_CHANNELS[cid],), StockPolicy(1, 20, 100, 1)))
             continue
-        where = REGION_LOCATIONS[region]
+        where = (*REGION_LOCATIONS[region], *REGION_FALLBACK[region])
         if cid in PLATFORM_OF:
             where = (PLATFORM_OF[cid], *where)
         policy = StockPolicy(zero_at_or_below=1 if dialect == "amazon" else 0)
@@ -392,10 +413,10 @@ def generate_world(seed: int, params: WorldParams | None = None) -> SimWorld:
             expected = per_day * share * hot
             locs = REGION_LOCATIONS[region]
             main = locs[0]
-            cover = rng.uniform(*params.head_cover_days) if head else params.stock_days * rng.uniform(0.15, 1.6)
+            cover = rng.uniform(*params.head_cover_days) if head else params.stock_days * rng.uniform(0.5, 1.6)
             qty = int(expected * cover + rng.random() * 3)
-            if not head and rng.random() < 0.1:
-                qty = 0  # starts out of stock here
+            if not head:  # at least a case pack of every SKU in each hub; a few start out of stock
+                qty = 0 if rng.random() < params.start_out_share else max(qty, rng.randint(*params.tail_min_units))
             if qty > 0:
                 stock_at[s.id, main] = stock_at.get((s.id, main), 0) + qty
             if len(locs) > 1 and rng.random() < 0.3:
@@ -403,15 +424,21 @@ def generate_world(seed: int, params: WorldParams | None = None) -> SimWorld:
                 stock_at[s.id, locs[1]] = stock_at.get((s.id, locs[1]), 0) + extra
             if head:  # lean and replenished often: a PO about every head_po_every_days, each as many days' demand
                 every = params.head_po_every_days * DAY_MIN
-                at = cover * DAY_MIN * rng.uniform(0.6, 1.3)
+                at = cover * DAY_MIN * rng.uniform(0.75, 1.05)
+                if rng.random() < params.late_po_share:  # the supplier is late: a real stockout until it lands
+                    at *= rng.uniform(1.15, 1.5)
                 while at < end_min:
                     po_qty = max(1, int(expected * params.head_po_every_days * rng.uniform(0.7, 1.2)))
                     pos.append(PurchaseOrder(f"PO-{len(pos) + 1:05d}", s.id, main, po_qty, int(at)))
                     at += every * rng.uniform(0.8, 1.3)
-            elif rng.random() < params.tail_po_share:
-                arrive = rng.randrange(DAY_MIN, end_min)
-                po_qty = max(1, int(expected * params.stock_days * rng.uniform(0.5, 1.2)))
-                pos.append(PurchaseOrder(f"PO-{len(pos) + 1:05d}", s.id, main, po_qty, arrive))
+            elif expected > 0 and qty < expected * params.days:  # reorder point: a PO before the cover runs out
+                lasts = qty / expected * DAY_MIN
+                arrive = max(DAY_MIN / 2, lasts * rng.uniform(0.6, 1.0))
+                if rng.random() < params.late_po_share:
+                    arrive *= rng.uniform(1.15, 1.5)
+                if arrive < end_min:
+                    po_qty = max(2, int(expected * params.stock_days * rng.uniform(0.8, 1.3)))
+                    pos.append(PurchaseOrder(f"PO-{len(pos) + 1:05d}", s.id, main, po_qty, int(arrive)))
         for ch, fc in sorted(PLATFORM_OF.items()):
             if not s.long_tail and rng.random() < 0.4:
                 stock_at[s.id, fc] = 1 + int(per_day * world.channel_factor(ch) * rng.uniform(2, 8))
@@ -425,11 +452,39 @@ def generate_world(seed: int, params: WorldParams | None = None) -> SimWorld:
                 qty = rng.randint(*params.dark_store_restock)
                 pos.append(PurchaseOrder(f"PO-{len(pos) + 1:05d}", s.id, dark, qty, day * DAY_MIN + morning))
     stock = sorted((sku, loc, qty) for (sku, loc), qty in stock_at.items())
-    pos.sort(key=lambda p: (p.arrive_min, p.id))
     world.stock = stock
-    world.purchase_orders = pos
     world.surges = _surges(rng, world)
+    pos.extend(_surge_stock(rng, world, len(pos)))
+    pos.sort(key=lambda p: (p.arrive_min, p.id))
+    world.purchase_orders = pos
     return world
+
+
+def _surge_stock(rng: random.Random, world: SimWorld, n_pos: int) -> list[PurchaseOrder]:
+    """What a brand does about its surges: deal stock into the deal region's DC the day before a lightning deal (a
+    share of the expected deal units: deals sell out, and that DC also feeds the region's other channels), and an
+    expedited replenishment into the viral region's DC six hours after the surge starts. Neither covers every unit:
+    the rest is a real stockout."""
+    out: list[PurchaseOrder] = []
+    sku_of = world.sku_index()
+    p = world.params
+    for surge in world.surges:
+        hours = (surge.end_min - surge.start_min) / 60
+        for sku in surge.skus:
+            base = sku_of[sku].base_per_day * p.orders_per_day / world._base_total  # all-channel units per day
+            if surge.kind == "flash_sale":
+                owner = max(surge.channels.items(), key=lambda kv: (kv[1], kv[0]))[0]
+                where, arrive = REGION_LOCATIONS[world.channel_region[owner]][0], -DAY_MIN
+                extra = base * surge.channels[owner] * hours / 24
+            else:
+                region = world.channel_region[next(iter(sorted(surge.channels)))]
+                where, arrive = REGION_LOCATIONS[region][0], 6 * 60
+                extra = base * sum(surge.channels.values()) * hours / 24
+            qty = int(extra * rng.uniform(*p.surge_stock_share))
+            at = max(0, surge.start_min + arrive)
+            if qty > 0:
+                out.append(PurchaseOrder(f"PO-{n_pos + len(out) + 1:05d}", sku, where, qty, at))
+    return out
 
 
 def _surges(rng: random.Random, world: SimWorld) -> list[Surge]:
