@@ -133,3 +133,28 @@ def test_ship_queues_the_confirmation_in_the_ship_transaction(world: World) -> N
     with pytest.raises((InvalidInput, NotFound)):
         world.orders.ship("O1", loc, "UPS", "1Z999AA10123456785")
     assert len(q.list()) == 1
+
+
+def test_ship_and_deliver_summaries_agree_with_show(world: World) -> None:
+    """``ship_summary`` / ``deliver_summary`` (the simulator's calls) write what ``ship`` / ``deliver`` write and
+    report the status, placement time and shipments ``show`` reads back."""
+    world.orders.place(PlaceOrder("shop", (PlaceLine("A", 3, "L1", 1500),), "O1", destination=LA))
+    loc = world.orders.show("O1")["allocations"][0]["location"]
+    world.clock.advance(5_000)
+    first = world.orders.ship_summary("O1", loc, "UPS", "1Z999AA10123456784", lines={"L1": 1})
+    shown = world.orders.show("O1")
+    assert (first.order_id, first.channel, first.status) == ("O1", "shop", "partially_shipped")
+    assert first.status == shown["status"] and first.placed_at_ms == shown["placed_at"]
+    assert first.shipments == tuple((s["location"], s["shipped_at"]) for s in shown["shipments"])
+    world.clock.advance(5_000)
+    second = world.orders.ship_summary("O1", loc, "UPS", "1Z999AA10123456785")
+    shown = world.orders.show("O1")
+    assert second.status == shown["status"] == "shipped"
+    assert second.shipments == tuple((s["location"], s["shipped_at"]) for s in shown["shipments"])
+    assert len(second.shipments) == 2
+    assert len(world.orders.shipments.list()) == 2  # both confirmations queued, as with ``ship``
+    world.clock.advance(5_000)
+    done = world.orders.deliver_summary("O1")
+    shown = world.orders.show("O1")
+    assert done.status == shown["status"] == "delivered"
+    assert done.placed_at_ms == shown["placed_at"] and done.shipments == second.shipments

@@ -174,6 +174,7 @@ class Engine:
         self._lock = threading.Lock()
         self.stats: Counter[str] = Counter()
         self._load_one_plain = self.sql.load_one.names == ("key", "sku", "sku")  # bind without a dict
+        self._q_balances_of_sku: Compiled | None = None  # ``balances(sku=…)``, compiled on first use
 
     def _count(self, counts: dict[str, int]) -> None:
         stats = self.stats
@@ -801,6 +802,10 @@ class Engine:
         with self.db.read() as tx:
             if sku is not None:
                 self._require_sku(tx, sku)
+                if location is None and after is None and limit is None:  # one SKU's (invariant checks): prepared
+                    if self._q_balances_of_sku is None:
+                        self._q_balances_of_sku = self.db.compile(q.where(b.c.sku_id == sa.bindparam("sku")))
+                    return [(r[0], r[1], Balance(*r[2:])) for r in tx.all(self._q_balances_of_sku, (sku,))]
                 q = q.where(b.c.sku_id == sku)
             if location is not None:
                 if location not in self._config(tx).locations:
