@@ -185,6 +185,29 @@ def test_orders_with_pagination_and_schema(make_env: Callable[..., Env]) -> None
     assert any(p.endswith("/orderItems") for _, p, _ in vt.validated)
 
 
+def test_order_poll_skips_orders_already_seen_without_losing_equal_timestamps(make_env: Callable[..., Env]) -> None:
+    env, vt = amazon_env(make_env)
+    env.clock.advance(1000)
+    first = env.sandbox.place_order("amazon-us", "A1", 1)
+    assert first is not None
+
+    async def go(client: httpx.AsyncClient) -> None:
+        conn: AmazonConnector = env.connector("amazon-us", client)
+        page = await conn.fetch_orders(None)
+        assert [o.channel_order_id for o in page.orders] == [first.order_id]
+        items_calls = sum(p.endswith("/orderItems") for _, p, _ in vt.validated)
+        idle = await conn.fetch_orders(page.next_cursor)
+        assert idle.orders == [] and idle.next_cursor == page.next_cursor
+        assert sum(p.endswith("/orderItems") for _, p, _ in vt.validated) == items_calls
+        same_ms = env.sandbox.place_order("amazon-us", "A1", 1)  # created in the same millisecond as the first
+        assert same_ms is not None
+        later = await conn.fetch_orders(idle.next_cursor)
+        assert [o.channel_order_id for o in later.orders] == [same_ms.order_id]
+        assert (await conn.fetch_orders(later.next_cursor)).orders == []
+
+    env.run(go)
+
+
 def test_orders_next_token(make_env: Callable[..., Env]) -> None:
     env, _ = amazon_env(make_env, enforce_limits=False)  # 105 getOrderItems calls exceed its burst of 30
     env.sandbox.upsert_listing("amazon-us", listings("BIG", qty=500)[0])

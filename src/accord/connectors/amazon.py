@@ -409,7 +409,10 @@ class AmazonConnector(HttpConnector):
     # ----- orders
 
     async def fetch_orders(self, cursor: str | None) -> OrdersPage:
-        """Cursor: ``"next:<NextToken>|<since>"`` while paging, else ``"since:<ISO CreatedAfter>"``."""
+        """Cursor: ``"next:<NextToken>|<since>"`` while paging, else ``"since:<since>"``; ``<since>`` is the ISO
+        CreatedAfter, optionally followed by ``~id,id`` — orders created exactly then that were already returned.
+        CreatedAfter is inclusive, so equal timestamps are re-read (never lost) and the known ids are skipped
+        before their items are fetched."""
         since = self.config.option("orders_since", "2020-01-01T00:00:00Z")
         params: dict[str, str] = {"MarketplaceIds": self.marketplace_id}
         if cursor and cursor.startswith("next:"):
@@ -417,7 +420,9 @@ class AmazonConnector(HttpConnector):
             params["NextToken"] = token
         elif cursor and cursor.startswith("since:"):
             since = cursor.removeprefix("since:")
-        params["CreatedAfter"] = since
+        created_after, _, seen_text = since.partition("~")
+        seen = set(seen_text.split(",")) if seen_text else set()
+        params["CreatedAfter"] = created_after
         resp = await self.request("GET", "/orders/v0/orders", params=params)
         payload = self._expect(resp, 200).get("payload")
         if not isinstance(payload, dict) or not isinstance(payload.get("Orders"), list):
@@ -425,6 +430,8 @@ class AmazonConnector(HttpConnector):
         orders = []
         for raw in payload["Orders"]:
             order_id = str(raw["AmazonOrderId"])
+            if order_id in seen:
+                continue
             lines = await self._order_lines(order_id)
             total = raw.get("OrderTotal") or {}
             orders.append(
@@ -440,8 +447,13 @@ class AmazonConnector(HttpConnector):
         next_token = payload.get("NextToken")
         if isinstance(next_token, str) and next_token:
             return OrdersPage(orders, f"next:{next_token}|{since}")
-        newest = max((str(o.raw["PurchaseDate"]) for o in orders), default=since)
-        return OrdersPage(orders, f"since:{newest}")
+        if not orders:
+            return OrdersPage(orders, f"since:{since}")
+        newest = max(orders, key=lambda o: o.created_at)
+        at_newest = [o.channel_order_id for o in orders if o.created_at == newest.created_at]
+        if newest.created_at == parse_iso(created_after):
+            at_newest = sorted(seen) + at_newest
+        return OrdersPage(orders, f"since:{newest.raw['PurchaseDate']}~{','.join(at_newest)}")
 
     async def _order_lines(self, order_id: str) -> list[OrderLine]:
         lines: list[OrderLine] = []

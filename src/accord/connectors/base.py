@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import orjson
 
 from accord.app.ports import Clock, SystemClock
 
@@ -363,6 +364,10 @@ def ms_from_datetime(dt: datetime) -> int:
     return math.floor(dt.timestamp() * 1000)
 
 
+_URLS: dict[str, httpx.URL] = {}  # parsed request URLs (immutable), so repeated calls skip httpx's URL parsing
+_URLS_MAX = 4096
+
+
 def encode_time_cursor(since_ms: int, offset: int = 0) -> str:
     """Cursor for poll-by-creation-time APIs: orders created at or after ``since_ms``, skipping ``offset``."""
     return f"t{since_ms}:{offset}"
@@ -480,12 +485,17 @@ class HttpConnector:
         counter = CALLS.get()
         if counter is not None:
             counter[0] += 1
+        parsed = _URLS.get(url)
+        if parsed is None:
+            if len(_URLS) >= _URLS_MAX:
+                _URLS.clear()
+            parsed = _URLS[url] = httpx.URL(url)
         all_headers = {"accept": "application/json", **(self.auth_headers() if with_auth else {}), **(headers or {})}
         try:
             async with asyncio.timeout(self.config.timeout_s):
                 resp = await self.client.request(
                     method,
-                    url,
+                    parsed,
                     params=params,  # type: ignore[arg-type]
                     json=json_body,
                     content=content,
@@ -505,6 +515,8 @@ class HttpConnector:
         status = resp.status_code
         if status in ok_statuses:
             return
+        if status != 429 and status < 500 and status not in (401, 403):
+            return
         body = resp.text
         if status == 429:
             retry_after = parse_retry_after(resp.headers.get("retry-after"), self.clock.now_ms())
@@ -518,6 +530,10 @@ class HttpConnector:
     @staticmethod
     def decode(resp: httpx.Response) -> Any:
         """JSON body or :class:`MalformedResponse` (retryable: a truncated body is usually transient)."""
+        try:
+            return orjson.loads(resp.content)
+        except ValueError:
+            pass  # orjson is strict (UTF-8 only, 64-bit integers): let the standard decoder have the last word
         try:
             return json.loads(resp.content)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -28,6 +28,7 @@ import asyncio
 import math
 import random
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -231,37 +232,49 @@ class Sandbox:
     # ----- HTTP entry point
 
     async def handle(self, channel_id: str, path: str, request: Request) -> Response:
-        method = request.method.upper()
-        full_path = request.url.path
+        reply = await self.serve(
+            channel_id,
+            path,
+            request.method,
+            request.url.path,
+            request.query_params.multi_items(),
+            {k.lower(): v for k, v in request.headers.items()},
+            await request.body(),
+            str(request.base_url).rstrip("/"),
+        )
+        return self.response(reply)
+
+    async def serve(
+        self,
+        channel_id: str,
+        path: str,
+        method: str,
+        full_path: str,
+        query: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+        body: bytes,
+        base_url: str,
+    ) -> Reply:
+        """One channel API call from its parts (``headers`` with lower-case names, ``base_url`` without the
+        trailing slash): what :meth:`handle` does for a Starlette request, usable by in-process transports."""
+        method = method.upper()
         ch = self.channels.get(channel_id)
         if ch is None:
             self.record(None, channel_id, "", method, full_path, 404, None)
-            return Response(b'{"error":"unknown channel"}', 404, media_type="application/json")
+            return Reply(404, raw=b'{"error":"unknown channel"}')
         dialect = DIALECTS[ch.dialect]
         found = dialect.find(method, path)
         if found is None:
             reply = dialect.reply_error(404, "NotFound", f"no {method} {path} in the {ch.dialect} sandbox")
             self.record(ch, channel_id, "", method, full_path, 404, None)
-            return self._response(reply)
+            return reply
         route, match = found
-        body = await request.body()
-        channel_url = str(request.base_url).rstrip("/") + "/" + channel_id
-        ctx = Ctx(
-            self,
-            ch,
-            method,
-            path,
-            request.query_params.multi_items(),
-            {k.lower(): v for k, v in request.headers.items()},
-            body,
-            channel_url,
-            match,
-        )
+        ctx = Ctx(self, ch, method, path, query, headers, body, base_url + "/" + channel_id, match)
         reply, fault = await self._serve(
             ch, dialect, route.operation, ctx, route.auth, route.rate_limited, route.handler
         )
         self.record(ch, channel_id, route.operation, method, full_path, reply.status, fault)
-        return self._response(reply)
+        return reply
 
     async def _serve(
         self, ch: ChannelState, dialect: Dialect, operation: str, ctx: Ctx, auth: bool, rate_limited: bool, handler: Any
@@ -311,7 +324,7 @@ class Sandbox:
         return reply
 
     @staticmethod
-    def _response(reply: Reply) -> Response:
+    def response(reply: Reply) -> Response:
         return Response(reply.content(), reply.status, headers=reply.headers, media_type=reply.media_type)
 
 

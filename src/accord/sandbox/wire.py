@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from accord.sandbox.core import ChannelState, parse_form
 
 if TYPE_CHECKING:
@@ -50,7 +52,11 @@ class Ctx:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body or b"null")
+            return orjson.loads(self.body or b"null")
+        except ValueError:
+            pass
+        try:
+            return json.loads(self.body)
         except ValueError:
             raise BadRequest("body is not valid JSON") from None
 
@@ -81,7 +87,10 @@ class Reply:
             return self.raw
         if self.body is None:
             return b""
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        try:
+            return orjson.dumps(self.body, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # what orjson cannot encode (integers past 64 bits) the standard encoder can
+            return json.dumps(self.body, separators=(",", ":")).encode()
 
 
 Handler = Callable[[Ctx], Reply]

@@ -32,10 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import sqlalchemy as sa
-from starlette.requests import Request as StarletteRequest
 
 from accord.api.app import create_app as create_api
 from accord.app.ports import ManualClock, SequentialIds
@@ -123,9 +123,9 @@ class AtsMirror:
 
 
 class SandboxTransport(httpx.AsyncBaseTransport):
-    """httpx transport into :meth:`Sandbox.handle`, the sandbox's channel API entry point, without the ASGI app around
-    it: the connectors' requests and the sandbox's replies are the same bytes, at a fraction of the per-call cost.
-    Anything that is not a channel's API (the control routes) goes through the full app."""
+    """httpx transport into :meth:`Sandbox.serve`, the sandbox's channel API entry point, without the ASGI app or a
+    Starlette request around it: the connectors' requests and the sandbox's replies are the same bytes, at a fraction
+    of the per-call cost. Anything that is not a channel's API (the control routes) goes through the full app."""
 
     def __init__(self, app: Any, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -137,26 +137,21 @@ class SandboxTransport(httpx.AsyncBaseTransport):
         if channel not in self.sandbox.channels:
             return await self.full.handle_async_request(request)
         body = await request.aread()
-        scope = {  # as httpx.ASGITransport builds it
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": request.method,
-            "headers": [(k.lower(), v) for (k, v) in request.headers.raw],
-            "scheme": request.url.scheme,
-            "path": path,
-            "raw_path": request.url.raw_path.split(b"?")[0],
-            "query_string": request.url.query,
-            "server": (request.url.host, request.url.port),
-            "client": ("127.0.0.1", 123),
-            "root_path": "",
-        }
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        reply = await self.sandbox.handle(channel, "/" + rest, StarletteRequest(scope, receive))
-        return httpx.Response(reply.status_code, headers=reply.raw_headers, content=bytes(reply.body), request=request)
+        url = request.url
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers.raw}
+        host = headers.get("host") or url.netloc.decode("ascii")
+        reply = await self.sandbox.serve(  # the parts a Starlette request would give (see Sandbox.handle)
+            channel,
+            "/" + rest,
+            request.method,
+            path,
+            parse_qsl(url.query.decode("latin-1"), keep_blank_values=True),
+            headers,
+            body,
+            f"{url.scheme}://{host}",
+        )
+        out = self.sandbox.response(reply)
+        return httpx.Response(out.status_code, headers=out.raw_headers, content=bytes(out.body), request=request)
 
 
 class _Skip:
