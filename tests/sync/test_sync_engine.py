@@ -193,3 +193,21 @@ def test_demo_world_builds_32_channels(backend: Any) -> None:
         assert cfg.eligible["quick-nyc"] == ("dark-nyc",)
     finally:
         app.close()
+
+
+def test_value_back_to_the_shown_one_stays_pending_while_an_older_send_may_land(make: Make) -> None:
+    """A compare-and-set conflict stored what the channel showed (3) while 4 was pending; the send of 4 is in flight
+    when the value comes back to 3. That send lands afterwards (the channel shows 4), so 3 must still be sent."""
+    h = make({"A": 10}, channels=(("shop", "shopify"),))
+    h.relay.drain()
+    h.run(lambda w: w.drain())
+    now = h.clock.now_ms()
+    with h.store.db.tx() as tx:
+        h.store.enqueue(tx, "A", QUANTITY, [("shop", 4, P_DECREASE)], now, now)
+    (in_flight,) = h.store.due("shop", now, 10)
+    with h.store.db.tx() as tx:
+        h.store.observed_many(tx, [(in_flight, 3)], now)  # the channel's own sale showed 3
+        h.store.enqueue(tx, "A", QUANTITY, [("shop", 3, P_DECREASE)], now, now)  # Accord's ATS catches up: 3
+    with h.store.db.tx() as tx:
+        h.store.ack_many(tx, [in_flight], now)  # the in-flight send of 4 lands
+    assert [(p.sku, p.value, p.acked_value) for p in h.store.due("shop", now, 10)] == [("A", 3, 4)]

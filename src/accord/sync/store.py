@@ -445,7 +445,9 @@ class SyncStore:
                 if isinstance(shown, int) and isinstance(value, int):
                     prio = min(prio, quantity_priority(value, shown, thresholds.get(channel, 0)))
             was_pending = version > acked_version and not dead
-            if acked_value == text:  # back to what the channel shows: nothing to send
+            # back to what the channel shows: nothing to send, unless an older value is pending, since that send
+            # may be in flight (a compare-and-set conflict's read-back or a concurrent step) and land afterwards
+            if acked_value == text and not was_pending:
                 new_acked = new_version
                 enq_at = committed_at
             else:
