@@ -105,25 +105,7 @@ def sync_dead_letters(
     with _app() as app:
         rows = SyncStore(app.db).dead_letters(channel)
     if as_json:
-        _print_json(
-            {
-                "dead_letters": [
-                    {
-                        "id": d.id,
-                        "channel": d.channel,
-                        "sku": d.sku,
-                        "field": d.field,
-                        "value": d.value,
-                        "attempts": d.attempts,
-                        "reason": d.reason,
-                        "error": d.error,
-                        "body": d.body,
-                        "created_at": d.created_at,
-                    }
-                    for d in rows
-                ]
-            }
-        )
+        _print_json({"dead_letters": [d.as_dict() for d in rows]})
         return
     table = Table("id", "channel", "sku", "field", "attempts", "reason", "error")
     for d in rows:

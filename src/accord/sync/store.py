@@ -98,6 +98,21 @@ class SyncDeadLetter:
     body: str | None
     created_at: int
 
+    def as_dict(self) -> dict[str, Any]:
+        """The listing shape shared by ``accord sync deadletters --json`` and ``GET /v1/sync/deadletters``."""
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "sku": self.sku,
+            "field": self.field,
+            "value": self.value,
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "error": self.error,
+            "body": self.body,
+            "created_at": self.created_at,
+        }
+
 
 @dataclass(slots=True)
 class ChannelStatus:

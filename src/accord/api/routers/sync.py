@@ -41,23 +41,7 @@ def sync_status(app: AppDep) -> dict[str, Any]:
 def sync_dead_letters(app: AppDep, channel: str | None = None) -> dict[str, Any]:
     """Parked sends, with the error and the marketplace's body."""
     rows = _store(app).dead_letters(channel)
-    return {
-        "dead_letters": [
-            {
-                "id": d.id,
-                "channel": d.channel,
-                "sku": d.sku,
-                "field": d.field,
-                "value": d.value,
-                "attempts": d.attempts,
-                "reason": d.reason,
-                "error": d.error,
-                "body": d.body,
-                "created_at": d.created_at,
-            }
-            for d in rows
-        ]
-    }
+    return {"dead_letters": [d.as_dict() for d in rows]}
 
 
 # ---------------------------------------------------------------- ship confirmations and cancellations going back
