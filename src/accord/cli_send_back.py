@@ -1,5 +1,6 @@
 """``accord sync shipments`` and ``accord sync cancellations``: what goes back to the channels after an order —
-ship confirmations and cancellations — listed by channel and state (pending, sent, dead), and redriven."""
+ship confirmations and cancellations — listed by channel and state (pending, sent, dead; and covered: a later
+parcel on a channel that keeps one tracking number per order), and redriven."""
 
 from __future__ import annotations
 

@@ -39,14 +39,14 @@ def sync_status(as_json: JsonOpt = False) -> None:
         back = send_back_counts(app.db)
     zero = {"pending": 0, "sent": 0, "dead": 0}
     for r in rows:  # ship confirmations and cancellations going back to the channel, by state
-        r["shipments"] = back.get(r["channel"], {}).get("shipments", dict(zero))
+        r["shipments"] = {**zero, "covered": 0, **back.get(r["channel"], {}).get("shipments", {})}
         r["cancellations"] = back.get(r["channel"], {}).get("cancellations", dict(zero))
     if as_json:
         _print_json({"channels": rows})
         return
     table = Table(
         "channel", "queue", "calls", "429s", "p50 ms", "p99 ms", "drift", "repaired", "dead letters",
-        "ships p/s/d", "cancels p/s/d",
+        "ships p/s/d/c", "cancels p/s/d",
     )  # fmt: skip
     for r in rows:
         sh, cc = r["shipments"], r["cancellations"]
@@ -60,7 +60,7 @@ def sync_status(as_json: JsonOpt = False) -> None:
             str(r["drift"]),
             str(r["drift_repaired"]),
             str(r["dead_letters"]),
-            f"{sh['pending']}/{sh['sent']}/{sh['dead']}",
+            f"{sh['pending']}/{sh['sent']}/{sh['dead']}/{sh['covered']}",
             f"{cc['pending']}/{cc['sent']}/{cc['dead']}",
         )
     out.print(table)

@@ -275,3 +275,39 @@ def test_amazon_cancellations_are_batched_in_one_feed_paced_by_create_feed(h: Ha
     settle_feeds(h)
     assert [h.sandbox.order("amz", oid).status for oid in ids] == ["cancelled"] * 3
     assert h.run(lambda w: w.send_cancellations()) == 0  # sent once
+
+
+# channels that keep one tracking number per order: a split order's later parcels are covered, not sent
+ONE_TRACKING = {"ml", "sp"}
+
+
+def test_a_split_order_is_confirmed_on_every_dialect_without_dead_letters(backend: Any) -> None:
+    h = Harness(backend.url, {"A": 20}, ALL, shown={"A": 20})
+    try:
+        ids = {ch: place(h, ch, "A", 2) for ch, _dialect in ALL}
+        for ch, _dialect in ALL:  # one unit from each of two locations: two parcels, the first enqueued first
+            enqueue(h, ch, ids[ch], f"{ch}-S1", qty=1, tracking=f"1Z{ch}1")
+            h.clock.advance(10)
+            enqueue(h, ch, ids[ch], f"{ch}-S2", qty=1, tracking=f"1Z{ch}2")
+        for _ in range(5):
+            h.run(lambda w: w.send_shipments())
+            h.clock.advance(2_000)
+        rows = {r.shipment_id: r for r in ShipmentOutbox(h.app.db).list()}
+        for ch, _dialect in ALL:
+            first, second = rows[f"{ch}-S1"], rows[f"{ch}-S2"]
+            assert first.state == "sent", (ch, first.last_error)
+            order = h.sandbox.order(ch, ids[ch])
+            assert order.status == "shipped", ch
+            trackings = [s["tracking"] for s in order.shipments]
+            if ch in ONE_TRACKING:
+                assert second.state == "covered", ch
+                assert second.last_error is not None and f"{ch}-S1" in second.last_error
+                assert trackings == [f"1Z{ch}1"], ch
+                assert counter(h, ch, "shipments_covered") == 1
+            else:
+                assert second.state == "sent", (ch, second.last_error)
+                assert trackings == [f"1Z{ch}1", f"1Z{ch}2"], ch
+        assert not ShipmentOutbox(h.app.db).list(state="dead")
+        assert {r.state for r in rows.values()} <= {"sent", "covered"}
+    finally:
+        h.close()

@@ -77,7 +77,7 @@ def test_cli_lists_filters_and_redrives(h: Harness, capsys: pytest.CaptureFixtur
     assert c["channel_order_id"] == "111-0000000-0000000" and "Invalid orderId" in c["body"]
     code, out, _ = cli(capsys, h, "sync", "status", "--json")
     by_ch = {r["channel"]: r for r in json.loads(out)["channels"]}
-    assert by_ch["eb"]["shipments"] == {"pending": 0, "sent": 1, "dead": 1}
+    assert by_ch["eb"]["shipments"] == {"pending": 0, "sent": 1, "dead": 1, "covered": 0}
     assert by_ch["amz"]["cancellations"] == {"pending": 0, "sent": 1, "dead": 1}
     code, out, _ = cli(capsys, h, "sync", "status")
     assert code == 0 and "0/1/1" in out

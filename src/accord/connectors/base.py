@@ -315,6 +315,9 @@ class Connector(Protocol):
     dialect: str
     config: ChannelConfig
     limits: Limits
+    # the channel keeps one ship confirmation (one tracking number) per order: a split order's first parcel
+    # confirms it, later parcels are covered by that confirmation and not sent
+    one_tracking_per_order: bool
 
     async def set_quantities(self, items: Sequence[QuantityUpdate]) -> list[ItemResult]: ...
 
@@ -444,6 +447,7 @@ class HttpConnector:
     """Base for HTTP dialects: URL building, error mapping, JSON decoding. Subclasses set ``dialect``."""
 
     dialect: str = ""
+    one_tracking_per_order: bool = False
 
     def __init__(
         self,

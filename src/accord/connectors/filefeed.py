@@ -77,6 +77,7 @@ def write_atomic(directory: Path, name: str, data: bytes) -> Path:
 
 class FileFeedConnector:
     dialect = "filefeed"
+    one_tracking_per_order = False
 
     def __init__(self, config: ChannelConfig, *, limits: Limits | None = None, clock: Clock | None = None) -> None:
         if config.dialect != self.dialect:

@@ -57,6 +57,7 @@ def _error_text(data: Any) -> str:
 
 class MercadoLibreConnector(HttpConnector):
     dialect = "mercadolibre"
+    one_tracking_per_order = True  # custom shipping (ME1) is one shipment per order
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.credential('access_token')}"}

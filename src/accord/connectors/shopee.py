@@ -67,6 +67,7 @@ def split_ref(ref: str) -> tuple[int, int]:
 
 class ShopeeConnector(HttpConnector):
     dialect = "shopee"
+    one_tracking_per_order = True  # ``logistics/ship_order`` takes one tracking number per order (package)
 
     def signed_params(self, path: str) -> dict[str, str]:
         c = self.config

@@ -26,10 +26,11 @@ from accord.orders.store import Sql
 from accord.store import orders_tables as ot
 from accord.store.db import Compiled, Database, Tx
 
-PENDING, SENT, DEAD = "pending", "sent", "dead"
-STATES = (PENDING, SENT, DEAD)
-# lifecycle shipments.confirm_state for each queue state
-CONFIRM_STATE = {PENDING: "pending", SENT: "sent", DEAD: "failed"}
+PENDING, SENT, DEAD, COVERED = "pending", "sent", "dead", "covered"
+STATES = (PENDING, SENT, DEAD, COVERED)
+# lifecycle shipments.confirm_state for each queue state; covered: a channel that keeps one tracking number per
+# order had the order confirmed by another parcel of it, so this one is not sent
+CONFIRM_STATE = {PENDING: "pending", SENT: "sent", DEAD: "failed", COVERED: "covered"}
 MAX_ERROR = 2_000
 MAX_BODY = 8_000
 
@@ -142,6 +143,21 @@ class ShipmentOutbox:
             .where(key, s.c.state == b("pending"))
             .values(state=b("dead"), attempts=b("attempts"), last_error=b("err"), body=b("body"), updated_at=b("at"))
         )
+        self._q_sent_sibling = c(
+            sa.select(s.c.shipment_id)
+            .where(
+                s.c.channel_id == b("ch"),
+                s.c.channel_order_id == b("coid"),
+                s.c.state == b("sent"),
+                s.c.shipment_id != b("sid"),
+            )
+            .order_by(s.c.updated_at, s.c.shipment_id)
+        )
+        self._q_covered = c(
+            sa.update(s)
+            .where(key, s.c.state == b("pending"))
+            .values(state=b("covered"), last_error=b("note"), body=sa.null(), updated_at=b("at"))
+        )
         sh = ot.shipments
         self._q_confirm_state = c(sa.update(sh).where(sh.c.id == b("sid")).values(confirm_state=b("state")))
 
@@ -185,6 +201,21 @@ class ShipmentOutbox:
             vals = {"ch": channel, "sid": shipment_id, "sent": SENT, "new": SENT, "at": now_ms}
             if tx.run(self._q_sent, self._q_sent.bind(vals)).rowcount:
                 self._set(tx, shipment_id, SENT)
+
+    def sent_sibling(self, channel: str, channel_order_id: str, shipment_id: str) -> str | None:
+        """Another shipment of the same channel order whose confirmation the channel accepted, if any."""
+        with self.db.read() as tx:
+            vals = {"ch": channel, "coid": channel_order_id, "sent": SENT, "sid": shipment_id}
+            row = tx.one(self._q_sent_sibling, self._q_sent_sibling.bind(vals))
+        return None if row is None else str(row[0])
+
+    def mark_covered(self, channel: str, shipment_id: str, by_shipment_id: str, now_ms: int) -> None:
+        """Not sent: the channel keeps one tracking number per order and ``by_shipment_id`` already confirmed it."""
+        note = f"covered by shipment {by_shipment_id}: the channel keeps one tracking number per order"
+        with self.db.tx() as tx:
+            vals = {"ch": channel, "sid": shipment_id, "pending": PENDING, "covered": COVERED, "note": note}
+            if tx.run(self._q_covered, self._q_covered.bind({**vals, "at": now_ms})).rowcount:
+                self._set(tx, shipment_id, COVERED)
 
     def retry(self, channel: str, shipment_id: str, attempts: int, next_at_ms: int, error: str, now_ms: int) -> None:
         """A retryable failure: stay pending, not due before ``next_at_ms``."""

@@ -167,6 +167,21 @@ class Order:
         self._settle()
         return None
 
+    def add_parcel(self, key: str, carrier: str, tracking: str, at_ms: int) -> str | None:
+        """Another parcel for units a parcel already confirmed (dialects whose parcels name line items, not
+        quantities: a line packed in two boxes or sent from two locations). Idempotent by ``key``; no units move.
+        Returns an error text (nothing recorded) or None."""
+        if self.shipment(key) is not None:
+            return None
+        if not carrier or not tracking:
+            return "carrier and tracking number are required"
+        if self.status == "cancelled":
+            return f"order {self.order_id} is cancelled"
+        if not self.shipped_qty:
+            return f"order {self.order_id} has no shipped units for another parcel"
+        self.shipments.append({"key": key, "carrier": carrier, "tracking": tracking, "qty": 0, "at_ms": at_ms})
+        return None
+
     def cancel(self, reason: str, qty: int | None = None) -> str | None:
         """Cancel ``qty`` open units (default: all). Repeating a full cancellation is a no-op; shipped units cannot
         be cancelled. Returns an error text or None."""

@@ -161,6 +161,11 @@ class TokenBucket:
         self.blocked_until_ms = max(self.blocked_until_ms, until_ms)
         self.updated_ms = max(self.updated_ms, until_ms)
 
+    def refund(self, n: int, now_ms: int) -> None:
+        """Give back ``n`` tokens taken for calls that were not made (never above the burst)."""
+        self._refill(now_ms)
+        self.tokens = min(float(self.burst), self.tokens + n)
+
     def charge(self, n: int, now_ms: int) -> None:
         """Spend ``n`` more tokens after the fact (calls an operation needed beyond the one it took): the balance
         may go below zero, and the bucket then waits until it is paid back."""
@@ -1041,8 +1046,17 @@ class SyncWorker:
 
     async def _confirm_one(self, channel: str, p: PendingShipment, outbox: ShipmentOutbox) -> bool:
         key = p.confirmation.shipment_id
+        conn = self.connectors[channel]
+        if conn.one_tracking_per_order:  # a later parcel of a split order: the channel's order is confirmed already
+            by = outbox.sent_sibling(channel, p.confirmation.channel_order_id, key)
+            if by is not None:
+                now = self.clock.now_ms()
+                outbox.mark_covered(channel, key, by, now)
+                self._bucket_for(channel, SHIPMENTS).refund(1, now)  # settled without a call
+                self._count(channel, {"shipments_covered": 1})
+                return False
         try:
-            await self.connectors[channel].confirm_shipment(p.confirmation)
+            await conn.confirm_shipment(p.confirmation)
         except Exception as exc:  # anything else is a bug in one dialect: retried, then dead
             self._send_back_failed(channel, SHIPMENTS, p.attempts, exc, outbox, key)
             return False

@@ -104,8 +104,8 @@ def get_form(ctx: Ctx) -> Reply:
 
 
 def add_shipment(ctx: Ctx) -> Reply:
-    """``POST /order/checkout-forms/{id}/shipments``: a parcel with carrier and waybill for some line items;
-    the same waybill again answers the parcel already recorded."""
+    """``POST /order/checkout-forms/{id}/shipments``: a parcel with carrier and waybill for some line items (no
+    quantities: a line may go in several parcels); the same waybill again answers the parcel already recorded."""
     order = ctx.channel.order(ctx.arg("form"))
     if order is None:
         return _not_found(ctx.arg("form"))
@@ -118,8 +118,11 @@ def add_shipment(ctx: Ctx) -> Reply:
     lines = body.get("lineItems")
     if not isinstance(lines, list) or not lines or any(li.get("id") != f"{order.order_id}-1" for li in lines):
         raise BadRequest("lineItems must name line items of the checkout form", "VALIDATION_ERROR")
-    key = f"waybill:{waybill}"
-    err = order.ship(key, str(body.get("carrierName") or carrier), waybill, order.open_qty, ctx.sandbox.clock.now_ms())
+    key, name, now = f"waybill:{waybill}", str(body.get("carrierName") or carrier), ctx.sandbox.clock.now_ms()
+    if order.open_qty == 0 and order.shipment(key) is None:  # a further parcel of lines already sent
+        err = order.add_parcel(key, name, waybill, now)
+    else:
+        err = order.ship(key, name, waybill, order.open_qty, now)
     if err is not None:
         return Reply(422, error_body(422, "VALIDATION_ERROR", err), media_type=MEDIA)
     shipment = order.shipment(key)
