@@ -14,8 +14,8 @@ from accord.bootstrap import App
 from accord.cli import JsonOpt, _app, _print_json, bench_cli, cli, out
 from accord.domain.errors import NotFound
 from accord.orders.service import channel_intake
-from accord.sync.cancellations import send_back_counts
 from accord.sync.content import content_deriver
+from accord.sync.sendback import send_back_counts
 from accord.sync.store import SyncStore
 from accord.sync.subscriber import SyncSubscriber, enqueue_content
 from accord.sync.worker import Drift, StepReport, SyncWorker, build_connectors

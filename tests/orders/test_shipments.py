@@ -62,7 +62,7 @@ def test_retry_park_redrive_and_counts(world: World) -> None:
     q.retry("shop", "S1", 1, 60_000, "HTTP 503", 2_000)
     assert [p.confirmation.shipment_id for p in q.due(10_000)] == ["S3", "S2"]  # S1 waits for its backoff
     assert [(p.confirmation.shipment_id, p.attempts) for p in q.due(60_000, channel="shop")] == [("S2", 0), ("S1", 1)]
-    q.mark_sent("shop", "S2", 3_000)
+    q.mark_sent("shop", "S2", 1, 3_000)
     q.park("amz", "S3", 5, "rejected: unknown order", '{"errors":[{"code":"InvalidInput"}]}', 4_000)
     rows = {r.shipment_id: r for r in q.list()}
     assert (rows["S1"].state, rows["S1"].attempts, rows["S1"].last_error) == ("pending", 1, "HTTP 503")
@@ -76,7 +76,7 @@ def test_retry_park_redrive_and_counts(world: World) -> None:
     q.retry("shop", "S2", 9, 9_000, "late", 5_000)
     assert {r.shipment_id: r.state for r in q.list(channel="shop")}["S2"] == "sent"
     assert q.redrive(channel="shop", now_ms=6_000) == 0  # nothing dead on shop
-    assert q.redrive(shipment_id="S3", now_ms=7_000) == 1
+    assert q.redrive(key="S3", now_ms=7_000) == 1
     again = [p for p in q.due(7_000) if p.confirmation.shipment_id == "S3"]
     assert again and again[0].attempts == 0
     assert q.counts()[("amz", "pending")] == 1
@@ -127,7 +127,7 @@ def test_ship_queues_the_confirmation_in_the_ship_transaction(world: World) -> N
     q.park("shop", "O1-S1", 3, "rejected", None, world.clock.now_ms())
     assert world.orders.show("O1")["shipments"][0]["confirm_state"] == "failed"
     q.redrive("shop", now_ms=world.clock.now_ms())
-    q.mark_sent("shop", "O1-S1", world.clock.now_ms())
+    q.mark_sent("shop", "O1-S1", 1, world.clock.now_ms())
     assert world.orders.show("O1")["shipments"][0]["confirm_state"] == "sent"
     # a failed ship (nothing held there) queues nothing
     with pytest.raises((InvalidInput, NotFound)):

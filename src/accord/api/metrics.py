@@ -21,7 +21,7 @@ from accord.app.engine import Engine
 from accord.app.relay import Relay
 from accord.domain.ledger import MovementKind
 from accord.store import schema as t
-from accord.sync.cancellations import send_back_counts
+from accord.sync.sendback import send_back_counts
 from accord.sync.store import LATENCY_BUCKETS_MS, LATENCY_SUM, ChannelStatus, SyncStore
 
 UNMATCHED = "unmatched"

@@ -2,12 +2,14 @@
 
 ``OrderService.ship`` enqueues a confirmation in the same transaction as the ledger SHIP movement, so a shipment
 that happened is never lost and a rolled-back one is never confirmed. The sync worker takes due rows, sends them
-through the channel's connector and records the outcome here: sent, retried later (attempts, next time, error) or
-parked as dead with the marketplace's answer — visible in listings and ``/metrics``, and redrivable.
+through the channel's connector and records the outcome (:class:`~accord.sync.sendback.SendBackQueue`): sent,
+retried later (attempts, next time, error) or parked as dead with the marketplace's answer — visible in listings and
+``/metrics``, and redrivable. On a channel that keeps one tracking number per order, a later parcel of an order the
+channel already has confirmed is marked covered instead of being sent.
 
 A row is keyed by (channel, shipment id): enqueueing the same shipment twice is a no-op, and the shipment id is
 the idempotency key the connector sends where the protocol accepts one. The lifecycle ``shipments.confirm_state``
-follows the queue (pending → sent, or failed while parked).
+follows the queue (pending → sent or covered, or failed while parked).
 """
 
 from __future__ import annotations
@@ -22,17 +24,15 @@ import sqlalchemy as sa
 
 from accord.connectors.base import ShipmentConfirmation, ShipmentLine, ms_from_datetime
 from accord.domain.errors import InvalidInput
-from accord.orders.store import Sql
 from accord.store import orders_tables as ot
-from accord.store.db import Compiled, Database, Tx
+from accord.store.db import Database, Tx
+from accord.sync.sendback import DEAD, PENDING, SENT, QueueColumns, SendBackQueue
 
-PENDING, SENT, DEAD, COVERED = "pending", "sent", "dead", "covered"
+COVERED = "covered"
 STATES = (PENDING, SENT, DEAD, COVERED)
 # lifecycle shipments.confirm_state for each queue state; covered: a channel that keeps one tracking number per
 # order had the order confirmed by another parcel of it, so this one is not sent
 CONFIRM_STATE = {PENDING: "pending", SENT: "sent", DEAD: "failed", COVERED: "covered"}
-MAX_ERROR = 2_000
-MAX_BODY = 8_000
 
 b = sa.bindparam
 
@@ -84,12 +84,18 @@ def _lines(text: str) -> tuple[ShipmentLine, ...]:
     )
 
 
-class ShipmentOutbox:
+class ShipmentOutbox(SendBackQueue):
+    kind = "ship confirmation"
+    states = STATES
+
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self._sql = Sql(db)
-        c = db.compile
         s = ot.channel_shipments
+        queue = QueueColumns(
+            s, s.c.channel_id, s.c.shipment_id, s.c.state, s.c.attempts, s.c.next_at, s.c.last_error, s.c.body,
+            s.c.updated_at,
+        )  # fmt: skip
+        super().__init__(db, queue)
+        c = db.compile
         self._q_exists = c(sa.select(s.c.state).where(s.c.channel_id == b("ch"), s.c.shipment_id == b("sid")))
         self._q_insert = c(
             sa.insert(s).values(
@@ -128,21 +134,6 @@ class ShipmentOutbox:
         self._q_due = c(due.order_by(*order))
         self._q_due_ch = c(due.where(s.c.channel_id == b("ch")).order_by(*order))
         key = sa.and_(s.c.channel_id == b("ch"), s.c.shipment_id == b("sid"))
-        self._q_sent = c(
-            sa.update(s)
-            .where(key, s.c.state != b("sent"))
-            .values(state=b("new"), last_error=sa.null(), body=sa.null(), updated_at=b("at"))
-        )
-        self._q_retry = c(
-            sa.update(s)
-            .where(key, s.c.state == b("pending"))
-            .values(attempts=b("attempts"), next_at=b("next"), last_error=b("err"), updated_at=b("at"))
-        )
-        self._q_park = c(
-            sa.update(s)
-            .where(key, s.c.state == b("pending"))
-            .values(state=b("dead"), attempts=b("attempts"), last_error=b("err"), body=b("body"), updated_at=b("at"))
-        )
         self._q_sent_sibling = c(
             sa.select(s.c.shipment_id)
             .where(
@@ -193,14 +184,8 @@ class ShipmentOutbox:
         tx.run(self._q_insert, self._q_insert.bind(vals))
         return True
 
-    def _set(self, tx: Tx, shipment_id: str, state: str) -> None:
-        tx.run(self._q_confirm_state, (CONFIRM_STATE[state], shipment_id))
-
-    def mark_sent(self, channel: str, shipment_id: str, now_ms: int) -> None:
-        with self.db.tx() as tx:
-            vals = {"ch": channel, "sid": shipment_id, "sent": SENT, "new": SENT, "at": now_ms}
-            if tx.run(self._q_sent, self._q_sent.bind(vals)).rowcount:
-                self._set(tx, shipment_id, SENT)
+    def on_state(self, tx: Tx, channel: str, key: str, state: str) -> None:
+        tx.run(self._q_confirm_state, (CONFIRM_STATE[state], key))
 
     def sent_sibling(self, channel: str, channel_order_id: str, shipment_id: str) -> str | None:
         """Another shipment of the same channel order whose confirmation the channel accepted, if any."""
@@ -215,60 +200,7 @@ class ShipmentOutbox:
         with self.db.tx() as tx:
             vals = {"ch": channel, "sid": shipment_id, "pending": PENDING, "covered": COVERED, "note": note}
             if tx.run(self._q_covered, self._q_covered.bind({**vals, "at": now_ms})).rowcount:
-                self._set(tx, shipment_id, COVERED)
-
-    def retry(self, channel: str, shipment_id: str, attempts: int, next_at_ms: int, error: str, now_ms: int) -> None:
-        """A retryable failure: stay pending, not due before ``next_at_ms``."""
-        with self.db.tx() as tx:
-            vals = {
-                "ch": channel,
-                "sid": shipment_id,
-                "pending": PENDING,
-                "attempts": attempts,
-                "next": next_at_ms,
-                "err": error[:MAX_ERROR],
-                "at": now_ms,
-            }
-            tx.run(self._q_retry, self._q_retry.bind(vals))
-
-    def park(self, channel: str, shipment_id: str, attempts: int, error: str, body: str | None, now_ms: int) -> None:
-        """Give up for now: dead, with the error and the marketplace's answer kept; ``redrive`` puts it back."""
-        with self.db.tx() as tx:
-            vals = {
-                "ch": channel,
-                "sid": shipment_id,
-                "pending": PENDING,
-                "dead": DEAD,
-                "attempts": attempts,
-                "err": error[:MAX_ERROR],
-                "body": None if body is None else body[:MAX_BODY],
-                "at": now_ms,
-            }
-            if tx.run(self._q_park, self._q_park.bind(vals)).rowcount:
-                self._set(tx, shipment_id, DEAD)
-
-    def redrive(self, channel: str | None = None, shipment_id: str | None = None, now_ms: int = 0) -> int:
-        """Dead confirmations (of one channel, or one shipment) back to pending, due at ``now_ms``, attempts reset."""
-        s = ot.channel_shipments
-        cond = [s.c.state == DEAD]
-        if channel:
-            cond.append(s.c.channel_id == channel)
-        if shipment_id:
-            cond.append(s.c.shipment_id == shipment_id)
-        with self.db.tx() as tx:
-            ids = [str(r[0]) for r in tx.all(*self._bound(sa.select(s.c.shipment_id).where(*cond)))]
-            if not ids:
-                return 0
-            tx.run(
-                *self._bound(
-                    sa.update(s)
-                    .where(*cond)
-                    .values(state=PENDING, attempts=0, next_at=now_ms, last_error=None, body=None, updated_at=now_ms)
-                )
-            )
-            for sid in ids:
-                self._set(tx, sid, PENDING)
-        return len(ids)
+                self.on_state(tx, channel, shipment_id, COVERED)
 
     # ------------------------------------------------------------------ reads
 
@@ -302,10 +234,7 @@ class ShipmentOutbox:
     def list(
         self, channel: str | None = None, state: str | None = None, limit: int = 1000
     ) -> builtins.list[ShipmentRow]:
-        if state is not None and state not in STATES:
-            raise InvalidInput(f"unknown ship confirmation state {state!r}; one of {', '.join(STATES)}")
-        if not 0 < limit <= 100_000:
-            raise InvalidInput(f"limit must be 1-100000, got {limit}")
+        self.check_listing(state, limit)
         s = ot.channel_shipments
         q = sa.select(
             s.c.channel_id,
@@ -327,13 +256,3 @@ class ShipmentOutbox:
         with self.db.read() as tx:
             rows = tx.all(*self._bound(q))
         return [ShipmentRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), r[8], int(r[9])) for r in rows]
-
-    def counts(self) -> dict[tuple[str, str], int]:
-        """(channel, state) → number of confirmations, for ``/metrics``."""
-        s = ot.channel_shipments
-        q = sa.select(s.c.channel_id, s.c.state, sa.func.count()).group_by(s.c.channel_id, s.c.state)
-        with self.db.read() as tx:
-            return {(str(r[0]), str(r[1])): int(r[2]) for r in tx.all(*self._bound(q))}
-
-    def _bound(self, stmt: sa.ClauseElement) -> tuple[Compiled, tuple[Any, ...]]:
-        return self._sql.bound(stmt)

@@ -1060,7 +1060,7 @@ class SyncWorker:
         except Exception as exc:  # anything else is a bug in one dialect: retried, then dead
             self._send_back_failed(channel, SHIPMENTS, p.attempts, exc, outbox, key)
             return False
-        outbox.mark_sent(channel, key, self.clock.now_ms())
+        outbox.mark_sent(channel, key, p.attempts + 1, self.clock.now_ms())
         self._count(channel, {"shipments_sent": 1})
         return True
 
