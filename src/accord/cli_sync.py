@@ -33,14 +33,15 @@ def _ms(v: int | None) -> str:
 
 @sync_cli.command("status")
 def sync_status(as_json: JsonOpt = False) -> None:
-    """Per channel: queue depth, calls, 429s, p50/p99 propagation latency, drift, dead letters."""
+    """Per channel: queue depth, calls, 429s, p50/p99 propagation latency, drift, dead letters, and what goes back
+    after orders (ship confirmations pending/sent/dead/covered, cancellations pending/sent/dead)."""
     with _app() as app:
         rows = [s.as_dict() for s in SyncStore(app.db).status()]
         back = send_back_counts(app.db)
     zero = {"pending": 0, "sent": 0, "dead": 0}
     for r in rows:  # ship confirmations and cancellations going back to the channel, by state
         r["shipments"] = {**zero, "covered": 0, **back.get(r["channel"], {}).get("shipments", {})}
-        r["cancellations"] = back.get(r["channel"], {}).get("cancellations", dict(zero))
+        r["cancellations"] = {**zero, "submitted": 0, **back.get(r["channel"], {}).get("cancellations", {})}
     if as_json:
         _print_json({"channels": rows})
         return
@@ -61,7 +62,7 @@ def sync_status(as_json: JsonOpt = False) -> None:
             str(r["drift_repaired"]),
             str(r["dead_letters"]),
             f"{sh['pending']}/{sh['sent']}/{sh['dead']}/{sh['covered']}",
-            f"{cc['pending']}/{cc['sent']}/{cc['dead']}",
+            f"{cc['pending'] + cc['submitted']}/{cc['sent']}/{cc['dead']}",  # pending: or in a feed awaiting its report
         )
     out.print(table)
 

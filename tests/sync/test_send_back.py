@@ -230,8 +230,10 @@ def test_cancellations_retry_with_backoff_and_park_when_the_channel_refuses(h: H
     assert rows["111-9999999-9999999"].state == "dead"  # 404: the marketplace will keep saying no
     assert rows["111-9999999-9999999"].body and "Invalid orderId" in rows["111-9999999-9999999"].body
     assert h.sandbox.order("amz", oid).status == "new"  # the feed is accepted, not yet processed
+    assert rows[oid].state == "submitted"  # in a feed the channel accepted: its report has the final word
     settle_feeds(h)
     assert h.sandbox.order("amz", oid).status == "cancelled"
+    assert h.run(lambda w: w.send_cancellations()) == 0  # reads the report: accepted; nothing new to send
     assert {(k, v) for k, v in queue.counts().items()} == {(("amz", "sent"), 1), (("amz", "dead"), 1)}
     assert h.run(lambda w: w.send_cancellations()) == 0  # sent once
 
@@ -246,6 +248,7 @@ def test_an_oversold_order_is_cancelled_on_every_dialect(backend: Any) -> None:
             assert h.orders.ingest_one(ch, order, "poll").status == CANCELLED
         assert h.run(lambda w: w.send_cancellations()) == len(ALL)
         settle_feeds(h)
+        h.run(lambda w: w.send_cancellations())  # Amazon's feed report read
         for ch, _dialect in ALL:
             o = h.sandbox.order(ch, ids[ch])
             assert (o.status, o.cancel_reason) == ("cancelled", REASON[ch]), ch
@@ -271,10 +274,48 @@ def test_amazon_cancellations_are_batched_in_one_feed_paced_by_create_feed(h: Ha
     assert sent == 3 and ops.count("createFeed") == 1 and ops.count("getOrderItems") == 4
     assert tokens == 14 - 1  # createFeed's burst 15 less the reserve, one feed for the batch
     rows = {r.channel_order_id: r.state for r in CancelQueue(h.app.db).list()}
-    assert rows == {**dict.fromkeys(ids, "sent"), "111-0000000-0000404": "dead"}
+    assert rows == {**dict.fromkeys(ids, "submitted"), "111-0000000-0000404": "dead"}
     settle_feeds(h)
     assert [h.sandbox.order("amz", oid).status for oid in ids] == ["cancelled"] * 3
-    assert h.run(lambda w: w.send_cancellations()) == 0  # sent once
+    assert h.run(lambda w: w.send_cancellations()) == 0  # sent once; the report read
+    rows = {r.channel_order_id: r.state for r in CancelQueue(h.app.db).list()}
+    assert rows == {**dict.fromkeys(ids, "sent"), "111-0000000-0000404": "dead"}
+
+
+def test_an_amazon_feed_report_that_rejects_a_cancellation_parks_it_with_the_reason(h: Harness) -> None:
+    shipped, fine = place(h, "amz", "B", 1), place(h, "amz", "B", 1)
+    for oid in (shipped, fine):  # 3 units each against Accord's 1: both oversold, both cancelled
+        order = ChannelOrder(oid, datetime(2026, 1, 1, tzinfo=UTC), "Unshipped", (OrderLine("B", 3),))
+        assert h.orders.ingest_one("amz", order, "poll").status == CANCELLED
+    queue = CancelQueue(h.app.db)
+    h.sandbox.config.feed_processing_ms = 90_000  # Amazon takes its time over this feed
+    assert h.run(lambda w: w.send_cancellations()) == 2
+    # the warehouse shipped one of them before Amazon processed the feed: that message fails in the report
+    assert h.sandbox.order("amz", shipped).ship("pkg-1", "UPS", "1Z999", 1, h.clock.now_ms()) is None
+
+    def calls(op: str) -> int:
+        return [c.operation for c in h.sandbox.calls("amz")].count(op)
+
+    h.clock.advance(30_000)
+    h.run(lambda w: w.send_cancellations())
+    assert calls("getFeed") == 0  # too early to look for the report
+    h.clock.advance(30_000)
+    h.run(lambda w: w.send_cancellations())  # not processed yet: IN_QUEUE, looked at again later
+    assert calls("getFeed") == 1
+    assert {r.state for r in queue.list()} == {"submitted"}
+    h.run(lambda w: w.send_cancellations())
+    assert calls("getFeed") == 1  # not before the recheck time
+
+    h.clock.advance(30_000)
+    h.run(lambda w: w.send_cancellations())
+    assert calls("getFeed") == 2
+    rows = {r.channel_order_id: r for r in queue.list()}
+    assert rows[fine].state == "sent" and h.sandbox.order("amz", fine).status == "cancelled"
+    dead = rows[shipped]
+    assert dead.state == "dead" and dead.last_error is not None
+    assert "rejected in feed" in dead.last_error and "18030" in dead.last_error and "shipped" in dead.last_error
+    assert counter(h, "amz", "cancels_dead") == 1
+    assert queue.redrive("amz", shipped, h.clock.now_ms()) == 1  # visible and redrivable like any dead letter
 
 
 # channels that keep one tracking number per order: a split order's later parcels are covered, not sent

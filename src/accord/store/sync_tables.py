@@ -109,12 +109,15 @@ channel_orders = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("lines", sa.Text, nullable=False),  # JSON [{"sku","qty","line_id","allocations":{loc: qty}}]
     sa.Column("source", sa.String(16), nullable=False),  # webhook | poll
-    sa.Column("cancel_state", sa.String(16), nullable=True),  # pending | sent | dead (cancelled orders)
+    sa.Column("cancel_state", sa.String(16), nullable=True),  # pending | submitted | sent | dead (cancelled orders)
     sa.Column("cancel_error", sa.Text, nullable=True),
     # sending the cancellation back: retries with backoff (attempts, not before next_at), the answer kept when dead
     sa.Column("cancel_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cancel_next_at", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("cancel_body", sa.Text, nullable=True),
+    # submitted in a feed (Amazon): the feed and the order's MessageID in it, until the processing report is read
+    sa.Column("cancel_feed", sa.String(64), nullable=True),
+    sa.Column("cancel_feed_msg", sa.Integer, nullable=True),
     sa.Column("placed_at", sa.BigInteger, nullable=False),
     sa.Column("ingested_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),

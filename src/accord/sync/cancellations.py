@@ -21,7 +21,8 @@ from accord.store import sync_tables as st
 from accord.store.db import Database
 from accord.sync.sendback import DEAD, PENDING, SENT, QueueColumns, SendBackQueue
 
-STATES = (PENDING, SENT, DEAD)
+SUBMITTED = "submitted"  # in a feed the channel accepted; its processing report has the final word
+STATES = (PENDING, SUBMITTED, SENT, DEAD)
 CANCELLED = "cancelled"  # channel_orders.status of an order whose cancellation goes back to the channel
 
 b = sa.bindparam
@@ -76,8 +77,19 @@ class CancelRow:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SubmittedCancel:
+    """A cancellation in a feed awaiting its processing report: MessageID ``message`` of feed ``feed_id``."""
+
+    channel_order_id: str
+    feed_id: str
+    message: int
+    attempts: int
+
+
 class CancelQueue(SendBackQueue):
     kind = "cancellation"
+    states = STATES
 
     def __init__(self, db: Database) -> None:
         o = st.channel_orders
@@ -105,8 +117,68 @@ class CancelQueue(SendBackQueue):
         self._q_due = c(due.order_by(*order))
         self._q_due_ch = c(due.where(o.c.channel_id == b("ch")).order_by(*order))
         self._q_next = c(
-            sa.select(sa.func.min(o.c.cancel_next_at)).where(o.c.cancel_state == b("state"), o.c.status == b("status"))
+            sa.select(sa.func.min(o.c.cancel_next_at)).where(
+                sa.or_(o.c.cancel_state == b("state"), o.c.cancel_state == b("submitted")), o.c.status == b("status")
+            )
         )
+        key = sa.and_(o.c.channel_id == b("ch"), o.c.channel_order_id == b("oid"))
+        self._q_submit = c(
+            sa.update(o)
+            .where(key, o.c.cancel_state == b("pending"))
+            .values(
+                cancel_state=b("submitted"),
+                cancel_attempts=b("attempts"),
+                cancel_next_at=b("check"),
+                cancel_feed=b("feed"),
+                cancel_feed_msg=b("msg"),
+                cancel_error=sa.null(),
+                updated_at=b("at"),
+            )
+        )
+        self._q_submitted = c(
+            sa.select(o.c.channel_order_id, o.c.cancel_feed, o.c.cancel_feed_msg, o.c.cancel_attempts)
+            .where(o.c.channel_id == b("ch"), o.c.cancel_state == b("submitted"), o.c.cancel_next_at <= b("now"))
+            .order_by(o.c.cancel_feed, o.c.cancel_feed_msg)
+        )
+        self._q_recheck = c(
+            sa.update(o)
+            .where(o.c.channel_id == b("ch"), o.c.cancel_feed == b("feed"), o.c.cancel_state == b("submitted"))
+            .values(cancel_next_at=b("next"), updated_at=b("at"))
+        )
+
+    # ------------------------------------------------------------------ feeds
+
+    def mark_submitted(
+        self,
+        channel: str,
+        channel_order_id: str,
+        feed_id: str,
+        message: int,
+        attempts: int,
+        check_at_ms: int,
+        now_ms: int,
+    ) -> None:
+        """In feed ``feed_id`` as MessageID ``message``, accepted by the channel; its report is read from
+        ``check_at_ms`` on (:meth:`submitted`)."""
+        vals: dict[str, Any] = {"ch": channel, "oid": channel_order_id, "pending": PENDING, "submitted": SUBMITTED}
+        vals.update(attempts=attempts, check=check_at_ms, feed=feed_id, msg=message, at=now_ms)
+        with self.db.tx() as tx:
+            tx.run(self._q_submit, self._q_submit.bind(vals))
+
+    def submitted(self, channel: str, now_ms: int) -> dict[str, builtins.list[SubmittedCancel]]:
+        """Feed id → its cancellations (by MessageID) whose report is due to be read."""
+        with self.db.read() as tx:
+            rows = tx.all(self._q_submitted, (channel, SUBMITTED, now_ms))
+        out: dict[str, builtins.list[SubmittedCancel]] = {}
+        for r in rows:
+            out.setdefault(str(r[1]), []).append(SubmittedCancel(str(r[0]), str(r[1]), int(r[2]), int(r[3])))
+        return out
+
+    def recheck(self, channel: str, feed_id: str, next_at_ms: int, now_ms: int) -> None:
+        """The feed is still being processed: read its report again from ``next_at_ms``."""
+        vals = {"next": next_at_ms, "at": now_ms, "ch": channel, "feed": feed_id, "submitted": SUBMITTED}
+        with self.db.tx() as tx:
+            tx.run(self._q_recheck, self._q_recheck.bind(vals))
 
     # ------------------------------------------------------------------ reads
 
@@ -125,7 +197,9 @@ class CancelQueue(SendBackQueue):
 
     def next_due_ms(self) -> int | None:
         with self.db.read() as tx:
-            row = tx.one(self._q_next, (PENDING, CANCELLED))
+            row = tx.one(
+                self._q_next, self._q_next.bind({"state": PENDING, "submitted": SUBMITTED, "status": CANCELLED})
+            )
         return None if row is None or row[0] is None else int(row[0])
 
     def list(self, channel: str | None = None, state: str | None = None, limit: int = 1000) -> builtins.list[CancelRow]:

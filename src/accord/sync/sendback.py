@@ -56,7 +56,7 @@ class SendBackQueue:
         pending = q.state == b("pending")
         self._q_sent = c(
             sa.update(q.table)
-            .where(key, sa.or_(pending, q.state == b("dead")))  # a parked row the channel took after all, too
+            .where(key, q.state != b("sent"))  # from pending, or parked / awaiting a report the channel took after all
             .values(
                 {
                     q.state: b("sent"),
@@ -95,7 +95,7 @@ class SendBackQueue:
 
     def mark_sent(self, channel: str, key: str, attempts: int, now_ms: int) -> None:
         """The channel accepted it after ``attempts`` tries in all."""
-        vals = {"ch": channel, "key": key, "pending": PENDING, "dead": DEAD, "sent": SENT, "attempts": attempts}
+        vals = {"ch": channel, "key": key, "sent": SENT, "attempts": attempts}
         with self.db.tx() as tx:
             if tx.run(self._q_sent, self._q_sent.bind({**vals, "at": now_ms})).rowcount:
                 self.on_state(tx, channel, key, SENT)
@@ -106,9 +106,18 @@ class SendBackQueue:
         with self.db.tx() as tx:
             tx.run(self._q_retry, self._q_retry.bind({**vals, "err": error[:MAX_ERROR], "at": now_ms}))
 
-    def park(self, channel: str, key: str, attempts: int, error: str, body: str | None, now_ms: int) -> None:
+    def park(
+        self,
+        channel: str,
+        key: str,
+        attempts: int,
+        error: str,
+        body: str | None,
+        now_ms: int,
+        from_state: str = PENDING,
+    ) -> None:
         """Give up for now: dead, the error and the marketplace's answer kept; :meth:`redrive` puts it back."""
-        vals = {"ch": channel, "key": key, "pending": PENDING, "dead": DEAD, "attempts": attempts, "at": now_ms}
+        vals = {"ch": channel, "key": key, "pending": from_state, "dead": DEAD, "attempts": attempts, "at": now_ms}
         vals.update(err=error[:MAX_ERROR], body=None if body is None else body[:MAX_BODY])
         with self.db.tx() as tx:
             if tx.run(self._q_park, self._q_park.bind(vals)).rowcount:

@@ -40,7 +40,7 @@ from accord.connectors.base import (
 )
 from accord.connectors.registry import create_connector
 from accord.orders.shipments import PendingShipment, ShipmentOutbox
-from accord.sync.cancellations import CancelQueue, PendingCancel
+from accord.sync.cancellations import SUBMITTED, CancelQueue, PendingCancel
 from accord.sync.orders import OrderIngestor
 from accord.sync.store import (
     CONTENT,
@@ -61,8 +61,11 @@ SHOPIFY_COST_PER_WRITE = 10
 SYNC_ERROR_PAUSE_S = 1.0
 CANCEL_EVERY_S = 0.1
 SEND_BACK_EVERY_S = 0.1  # the ship-confirmation and cancellation loops look for due work this often
-SHIPMENTS, CANCELS = "shipments", "cancels"
-SEND_BACK_OPERATIONS = {SHIPMENTS: "confirmShipment", CANCELS: "cancelOrder"}  # names in limits.json operations
+SHIPMENTS, CANCELS, FEED_REPORTS = "shipments", "cancels", "feed_reports"
+# names in limits.json operations; a cancellation feed's processing report is found with getFeed
+SEND_BACK_OPERATIONS = {SHIPMENTS: "confirmShipment", CANCELS: "cancelOrder", FEED_REPORTS: "getFeed"}
+FEED_FIRST_CHECK_MS = 60_000  # a feed's report is first looked for this long after createFeed accepted it
+FEED_RECHECK_MS = 30_000  # and again this often while the feed is IN_QUEUE / IN_PROGRESS
 # dialects whose send-back goes through another operation's usage plan: Amazon cancels with order-acknowledgement
 # feeds (a channel's due cancellations batched in one), so createFeed's (0.0083/s, burst 15) paces them
 SEND_BACK_OPERATION_OVERRIDES = {("amazon", CANCELS): "createFeed"}
@@ -935,6 +938,8 @@ class SyncWorker:
         queue = self.cancels
         wanted = [ch for ch in sorted(self.connectors) if channels is None or ch in channels]
         feeds = [ch for ch in wanted if isinstance(self.connectors[ch], AmazonConnector)]
+        if feeds:
+            await self._read_cancel_reports(queue, feeds)
         sent = await self._send_cancel_feeds(queue, limit, feeds) if feeds else 0
         rest = [ch for ch in wanted if ch not in feeds]
         due = self._due_per_channel(lambda now, n, ch: queue.due(now, n, ch), limit, rest, CANCELS)
@@ -942,8 +947,9 @@ class SyncWorker:
 
     async def _send_cancel_feeds(self, queue: CancelQueue, limit: int, channels: Sequence[str]) -> int:
         """Channels that cancel through a feed (Amazon ``POST_ORDER_ACKNOWLEDGEMENT_DATA``): a channel's due
-        cancellations (up to ``limit``) go in one feed for one createFeed token. Orders the channel does not know
-        are parked; an error before the feed was accepted (throttle, outage) retries them all."""
+        cancellations (up to ``limit``) go in one feed for one createFeed token, and wait as submitted until the
+        feed's processing report is read (:meth:`_read_cancel_reports`). Orders the channel does not know are
+        parked; an error before the feed was accepted (throttle, outage) retries them all."""
 
         async def one(ch: str) -> int:
             conn = self.connectors[ch]
@@ -956,15 +962,17 @@ class SyncWorker:
             if not items or not bucket.take(1, now):
                 return 0
             try:
-                _, results = await conn.cancel_orders([(p.channel_order_id, p.reason) for p in items])
+                feed_id, results = await conn.cancel_orders([(p.channel_order_id, p.reason) for p in items])
             except Exception as exc:  # nothing was accepted: every order of the batch is retried (or parked)
                 for p in items:
                     self._send_back_failed(ch, CANCELS, p.attempts, exc, queue, p.channel_order_id)
                 return 0
             sent = 0
             for p, result in zip(items, results, strict=True):
-                if result.ok:
-                    queue.mark_sent(ch, p.channel_order_id, p.attempts + 1, self.clock.now_ms())
+                if result.ok and feed_id is not None:  # MessageIDs follow the accepted orders' order
+                    now = self.clock.now_ms()
+                    check = now + FEED_FIRST_CHECK_MS
+                    queue.mark_submitted(ch, p.channel_order_id, feed_id, sent + 1, p.attempts + 1, check, now)
                     sent += 1
                     continue
                 err = result.error or RequestRejected(result.detail or f"cancellation of {p.channel_order_id} refused")
@@ -972,6 +980,53 @@ class SyncWorker:
             if sent:
                 self._count(ch, {"cancels_sent": sent})
             return sent
+
+        return sum(await asyncio.gather(*(one(ch) for ch in channels)))
+
+    async def _read_cancel_reports(self, queue: CancelQueue, channels: Sequence[str]) -> int:
+        """Settle submitted feed cancellations from their feeds' processing reports (getFeed, then the report
+        document, paced by getFeed's usage plan): accepted → sent; an order the report rejects (already shipped,
+        unknown item...) → dead with the report's reason, visible and redrivable. A feed still being processed is
+        looked at again later; a failed lookup (throttle, outage) is retried at the next look. Returns how many
+        cancellations were settled."""
+
+        async def one(ch: str) -> int:
+            conn = self.connectors[ch]
+            assert isinstance(conn, AmazonConnector)
+            settled = 0
+            for feed_id, items in queue.submitted(ch, self.clock.now_ms()).items():
+                now = self.clock.now_ms()
+                if not self._bucket_for(ch, FEED_REPORTS).take(1, now):
+                    break
+                try:
+                    status = await conn.get_feed(feed_id)
+                    if not status.finished:
+                        queue.recheck(ch, feed_id, now + FEED_RECHECK_MS, now)
+                        continue
+                    by_message = [""] * max(p.message for p in items)
+                    for p in items:
+                        by_message[p.message - 1] = p.channel_order_id
+                    results = await conn.get_cancellation_results(status, by_message)
+                except Exception as exc:  # the report could not be read now: look again later
+                    log.warning("cancellation feed %s on %s: report not read: %s", feed_id, ch, exc)
+                    queue.recheck(ch, feed_id, now + FEED_RECHECK_MS, now)
+                    continue
+                outcome = {r.sku: r for r in results}  # keyed by order id
+                done = self.clock.now_ms()
+                for p in items:
+                    result = outcome.get(p.channel_order_id)
+                    if result is not None and not result.ok:
+                        body = result.error.body if result.error is not None else None
+                        text = f"rejected in feed {feed_id}: {result.detail}"
+                        queue.park(ch, p.channel_order_id, p.attempts, text, body, done, from_state=SUBMITTED)
+                        self._count(ch, {"cancels_dead": 1})
+                        log.warning(
+                            "cancellation of %s on %s rejected by feed report: %s", p.channel_order_id, ch, text
+                        )
+                    else:
+                        queue.mark_sent(ch, p.channel_order_id, p.attempts, done)
+                    settled += 1
+            return settled
 
         return sum(await asyncio.gather(*(one(ch) for ch in channels)))
 
