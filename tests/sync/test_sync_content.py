@@ -257,3 +257,25 @@ def test_a_channel_added_later_gets_the_catalogue_by_sync_content(
     assert len(h.store.dead_letters("wm")) == 4  # Walmart still cannot take content: parked (and shown) again
     assert main(["--database-url", url, "sync", "content", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pending"] == 2  # only the parked keys: nothing else differs
+
+
+def test_a_channel_switched_to_another_locale_gets_its_content_again_and_no_other_channel_moves(w: World) -> None:
+    assert w.listing("eb").title == "Tee (de)"
+    before = {ch: w.content_calls(ch) for ch, *_ in CHANNELS}
+    w.pim.set_channel_context(
+        "eb", country="DE", locales=("en_US",), vat_inclusive=False, packs=(), rules_dialect="ebay"
+    )
+    w.sync()
+    assert w.listing("eb").title == "Tee" and w.listing("eb", "TEE-M").title == "Tee"  # every variant, in en_US
+    assert w.listing("eb").price == Decimal("21.99")  # the channel's currency is unchanged
+    after = {ch: w.content_calls(ch) for ch, *_ in CHANNELS}
+    assert after["eb"] > before["eb"]
+    assert {ch: after[ch] - before[ch] for ch in after if ch != "eb"} == dict.fromkeys(
+        [ch for ch, *_ in CHANNELS if ch != "eb"], 0
+    )
+    # the same context again changes nothing: no event, nothing sent
+    w.pim.set_channel_context(
+        "eb", country="DE", locales=("en_US",), vat_inclusive=False, packs=(), rules_dialect="ebay"
+    )
+    w.sync()
+    assert w.content_calls("eb") == after["eb"]

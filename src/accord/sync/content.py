@@ -97,14 +97,20 @@ class ContentDeriver:
         return {r[0] for r in tx.all(self._q_endpoints)}
 
     def for_products(
-        self, tx: Tx, product_ids: Collection[str], variants: Collection[str] | None = None
+        self,
+        tx: Tx,
+        product_ids: Collection[str],
+        variants: Collection[str] | None = None,
+        channels: Collection[str] | None = None,
     ) -> dict[str, list[VariantContent]]:
-        """variant id → desired content and price per synced channel, for every variant of ``product_ids`` (or
-        only ``variants``). Products that no longer exist give nothing."""
+        """variant id → desired content and price per synced channel (or only ``channels``), for every variant of
+        ``product_ids`` (or only ``variants``). Products that no longer exist give nothing."""
         state = self.pim.state(tx)
         wanted = self.synced_channels(tx)
-        channels = [c for c in state.channels if c.id in wanted]
-        if not channels or not product_ids:
+        if channels is not None:
+            wanted &= set(channels)
+        contexts = [c for c in state.channels if c.id in wanted]
+        if not contexts or not product_ids:
             return {}
         products = self.pim.load_products(tx, sorted(product_ids))
         out: dict[str, list[VariantContent]] = {}
@@ -112,7 +118,7 @@ class ContentDeriver:
             for vid in product.variants():
                 if variants is not None and vid not in variants:
                     continue
-                out[vid] = self.variant(state.catalog, product, vid, channels)
+                out[vid] = self.variant(state.catalog, product, vid, contexts)
         return out
 
     def variant(

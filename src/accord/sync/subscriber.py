@@ -2,7 +2,8 @@
 ``ReadinessChanged`` (PIM) → desired ``published`` state: a variant with readiness errors on a channel is not
 published there (its quantity, price and content keys are held) until readiness turns ready; ``ProductUpdated``
 (PIM, when a :class:`~accord.sync.content.ContentDeriver` is given) → desired ``content`` and ``price`` per channel,
-coalesced (only the latest is sent) and held on channels where the variant is blocked."""
+coalesced (only the latest is sent) and held on channels where the variant is blocked; a PIM channel context change
+(locales, rules dialect) → the channel's content derived again for every product."""
 
 from __future__ import annotations
 
@@ -17,14 +18,22 @@ from accord.sync.store import CONTENT, P_CONTENT, P_PRICE, PRICE, QUANTITY, Sync
 
 READINESS_CHANGED = "ReadinessChanged"  # accord.pim.service.READINESS_CHANGED (not imported: no PIM dependency)
 PRODUCT_UPDATED = "ProductUpdated"  # accord.pim.service.PRODUCT_UPDATED
+CHANNEL_CONTEXT_CHANGED = "ChannelContentContextChanged"  # accord.pim.service.CHANNEL_CONTEXT_CHANGED
+CONTEXT_CHUNK = 200  # products derived at a time when a channel's locales or rules change
 
 
 class ContentSource(Protocol):
     """Desired content and price per channel for the variants of some products (:mod:`accord.sync.content`)."""
 
     def for_products(
-        self, tx: Tx, product_ids: Collection[str], variants: Collection[str] | None = None
+        self,
+        tx: Tx,
+        product_ids: Collection[str],
+        variants: Collection[str] | None = None,
+        channels: Collection[str] | None = None,
     ) -> Mapping[str, Sequence[VariantContentLike]]: ...
+
+    def product_ids(self, tx: Tx) -> list[str]: ...
 
 
 class VariantContentLike(Protocol):
@@ -40,7 +49,9 @@ class SyncSubscriber:
     """Writes the latest ATS per (channel, SKU) as desired quantity; coalesces with anything not yet sent."""
 
     name = "channel-sync"
-    types: frozenset[str] | None = frozenset({ev.CHANNEL_AVAILABILITY_CHANGED, READINESS_CHANGED, PRODUCT_UPDATED})
+    types: frozenset[str] | None = frozenset(
+        {ev.CHANNEL_AVAILABILITY_CHANGED, READINESS_CHANGED, PRODUCT_UPDATED, CHANNEL_CONTEXT_CHANGED}
+    )
     transactional = True
 
     def __init__(self, store: SyncStore, clock: Clock | None = None, content: ContentSource | None = None) -> None:
@@ -52,6 +63,9 @@ class SyncSubscriber:
         assert tx is not None, "channel-sync is transactional"
         if event.type == PRODUCT_UPDATED:
             self._content(event, tx)
+            return
+        if event.type == CHANNEL_CONTEXT_CHANGED:
+            self._channel_content(event, tx)
             return
         sku = str(event.data["sku"])
         changes = event.data.get("changes") or []
@@ -78,6 +92,19 @@ class SyncSubscriber:
         product = str(event.data.get("product") or event.key)
         desired = self.content.for_products(tx, [product])
         enqueue_content(self.store, tx, desired, event.created_at, self.clock.now_ms())
+
+    def _channel_content(self, event: StoredEvent, tx: Tx) -> None:
+        """A channel's locales or rules dialect changed: every variant's content and price on that channel is
+        derived again (what is unchanged writes nothing). The whole catalogue is read for the one channel, in this
+        transaction — a configuration change, rare, costing about what ``accord sync content`` does for it."""
+        if self.content is None:
+            return
+        channel = str(event.data.get("channel") or event.key)
+        ids = self.content.product_ids(tx)
+        now = self.clock.now_ms()
+        for i in range(0, len(ids), CONTEXT_CHUNK):
+            desired = self.content.for_products(tx, ids[i : i + CONTEXT_CHUNK], channels=(channel,))
+            enqueue_content(self.store, tx, desired, event.created_at, now)
 
 
 def enqueue_content(
