@@ -298,6 +298,40 @@ def order_geo(
     out.print(f"routing geography of {location} set")
 
 
+@order_cli.command("capacity")
+def order_capacity(
+    location: Annotated[str | None, typer.Argument(help="Location id (all locations when omitted).")] = None,
+    per_day: Annotated[
+        int | None, typer.Option("--per-day", help="Parcels the location can ship per local day (a positive number).")
+    ] = None,
+    unlimited: Annotated[bool, typer.Option("--unlimited", help="Remove the location's capacity.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show, or set, a location's daily shipping capacity: routing moves orders away from a full location when a
+    parcel there would miss its SLA."""
+    if per_day is not None and unlimited:
+        raise InvalidInput("give either --per-day or --unlimited, not both")
+    with _app() as app:
+        svc = OrderService(app.engine)
+        if per_day is not None or unlimited:
+            if location is None:
+                raise InvalidInput("name the location whose capacity to set")
+            rows = [svc.set_location_capacity(location, None if unlimited else per_day)]
+        else:
+            rows = svc.capacity(location)
+    if as_json:
+        _print_json({"locations": rows})
+        return
+    table = Table("location", "parcels/day", "waiting", "shipped today", "left today", "next parcel slips")
+    for r in rows:
+        cap = "unlimited" if r["parcels_per_day"] is None else str(r["parcels_per_day"])
+        left = "-" if r["left_today"] is None else str(r["left_today"])
+        table.add_row(
+            r["location"], cap, str(r["open_parcels"]), str(r["shipped_today"]), left, f"{r['next_parcel_slip_days']} d"
+        )
+    out.print(table)
+
+
 # ---------------------------------------------------------------------------------------------- returns
 
 RmaArg = Annotated[str, typer.Argument(help="RMA id.")]

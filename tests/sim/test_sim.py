@@ -247,6 +247,14 @@ def test_pick_capacity_makes_parcels_late(
     assert f["sla_hits"] < base["sla_hits"]
 
 
+def test_accord_is_told_each_warehouse_pick_capacity(
+    databases: dict[str, Path], comparison: dict[str, dict[str, object]]
+) -> None:
+    # routing knows what the floor manager knows: the very figure the simulated warehouses ship by
+    told = dict(_rows(databases["realtime"], "SELECT location_id, parcels_per_day FROM routing_capacities"))
+    assert told == fulfilment.pick_capacity(generate_world(3, SMALL)) and told
+
+
 def test_a_failed_pick_reroutes_the_order_or_cancels_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fulfilment, "PICK_FAILURE", dict.fromkeys(LocationKind, 1.0))
     db = tmp_path / "fail.db"

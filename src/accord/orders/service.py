@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import sqlalchemy as sa
@@ -55,6 +56,7 @@ from accord.orders.store import Sql, dumps, to_dt, to_ms
 from accord.routing import (
     Allocation,
     ChannelRules,
+    LocationLoad,
     Network,
     RouteLine,
     RouteLocation,
@@ -63,6 +65,7 @@ from accord.routing import (
     Router,
     RouterConfig,
     Stock,
+    capacity_slip,
 )
 from accord.store import orders_tables as ot
 from accord.store import schema as t
@@ -79,6 +82,8 @@ OPEN = (S.PLACED, S.HELD, S.RESERVED, S.ROUTED, S.PARTIALLY_SHIPPED)
 API_SOURCE = "api"
 MAX_LINES = 500
 MAX_REOPTIMISE = 2_000
+MAX_CAPACITY_PER_DAY = 1_000_000
+DAY_MS = 86_400_000
 SHIPMENT_RECORDED = "OrderShipmentRecorded"  # for the channel connector: carrier + tracking back to the channel
 SLA_EVENTS = {SlaState.AT_RISK: "OrderSlaAtRisk", SlaState.BREACHED: "OrderSlaBreached"}
 
@@ -261,6 +266,86 @@ class OrderService:
                 ),
             )
 
+    def set_location_capacity(self, location: str, parcels_per_day: int | None) -> dict[str, Any]:
+        """A location's daily shipping capacity for routing, in parcels per local day (``None``: unlimited). Beyond
+        what it can still ship today a parcel there slips by whole days, which routing weighs as an SLA risk.
+        Returns ``capacity(location)``."""
+        if parcels_per_day is not None and (
+            not isinstance(parcels_per_day, int)
+            or isinstance(parcels_per_day, bool)
+            or not 0 < parcels_per_day <= MAX_CAPACITY_PER_DAY
+        ):
+            raise InvalidInput(
+                f"capacity must be a positive whole number of parcels per day (at most {MAX_CAPACITY_PER_DAY:,}), "
+                f"got {parcels_per_day!r}"
+            )
+        if location not in self.engine.config().locations:
+            raise NotFound("location", location)
+        rc = ot.routing_capacities
+        with self.db.tx() as tx:
+            self.sql.run(tx, sa.delete(rc).where(rc.c.location_id == location))
+            if parcels_per_day is not None:
+                self.sql.run(
+                    tx,
+                    sa.insert(rc).values(location_id=location, parcels_per_day=parcels_per_day, updated_at=self._now()),
+                )
+        return self.capacity(location)[0]
+
+    def capacity(self, location: str | None = None) -> list[dict[str, Any]]:
+        """Each location's daily capacity (``None``: unlimited) and load now: parcels routed there and not yet
+        shipped, parcels shipped since its local midnight, and how many days one more parcel would slip."""
+        cfg = self.engine.config()
+        if location is not None and location not in cfg.locations:
+            raise NotFound("location", location)
+        ids = [location] if location is not None else sorted(cfg.locations)
+        now = self._now()
+        with self.db.read() as tx:
+            caps = self._capacities(tx)
+            loads = self._location_loads(tx, cfg, ids, now)
+        out: list[dict[str, Any]] = []
+        for loc in ids:
+            cap, ld = caps.get(loc), loads[loc]
+            slip = capacity_slip(cap, ld)
+            out.append(
+                {
+                    "location": loc,
+                    "parcels_per_day": cap,
+                    "open_parcels": ld.open_parcels,
+                    "shipped_today": ld.shipped_today,
+                    "left_today": None if cap is None else max(0, cap - ld.shipped_today),
+                    "next_parcel_slip_days": slip.days,
+                }
+            )
+        return out
+
+    def _capacities(self, tx: Tx) -> dict[str, int]:
+        rows = self.sql.fetch(tx, "routing_capacities", _q_routing_capacities, {})
+        return {r["location_id"]: int(r["parcels_per_day"]) for r in rows}
+
+    def _location_loads(self, tx: Tx, cfg: Config, locations: Sequence[str], now: int) -> dict[str, LocationLoad]:
+        """Open load of ``locations`` read in ``tx`` (so it counts this transaction's own routing, and a rolled-back
+        one never counted): parcels waiting (order × location still reserved) and parcels shipped since each
+        location's local midnight (its time zone)."""
+        out: dict[str, LocationLoad] = {}
+        for i in range(0, len(locations), 100):
+            chunk = list(locations[i : i + 100])
+            n = len(chunk)
+            ids = {f"l{k}": loc for k, loc in enumerate(chunk)}
+            zones = {loc: cfg.locations[loc].timezone if loc in cfg.locations else "UTC" for loc in chunk}
+            days = {loc: _local_day(zones[loc], now) for loc in chunk}
+            waiting = {
+                r["location_id"]: int(r["n"])
+                for r in self.sql.fetch(tx, f"open_parcels:{n}", partial(_q_open_parcels, n), ids)
+            }
+            since = {f"t{k}": days[loc][0] for k, loc in enumerate(chunk)}
+            shipped = {
+                r["location_id"]: int(r["n"])
+                for r in self.sql.fetch(tx, f"shipped_since:{n}", partial(_q_shipped_since, n), {**ids, **since})
+            }
+            for loc in chunk:
+                out[loc] = LocationLoad(waiting.get(loc, 0), shipped.get(loc, 0), days[loc][1])
+        return out
+
     def set_channel_routing(
         self,
         channel: str,
@@ -288,10 +373,12 @@ class OrderService:
                 ),
             )
 
-    def network(self, tx: Tx, cfg: Config) -> Network:
-        """The routing network from the engine's locations and channels plus the routing config tables."""
+    def network(self, tx: Tx, cfg: Config, now_ms: int | None = None) -> Network:
+        """The routing network from the engine's locations and channels plus the routing config tables; with
+        ``now_ms``, the current load of every location with a daily capacity (for routing decisions)."""
         geo = {r["location_id"]: r for r in self.sql.fetch(tx, "routing_locations", _q_routing_locations, {})}
         chans = {r["channel_id"]: r for r in self.sql.fetch(tx, "routing_channels", _q_routing_channels, {})}
+        caps = self._capacities(tx)
         locs: dict[str, RouteLocation] = {}
         for loc in cfg.locations.values():
             g = geo.get(loc.id)
@@ -302,7 +389,15 @@ class OrderService:
                 handling = 0.1 if loc.kind is LocationKind.DARK_STORE else 1.0
                 radius = None
             locs[loc.id] = RouteLocation(
-                loc.id, loc.kind, loc.region, float(lat), float(lon), loc.owner_channel, float(handling), radius
+                loc.id,
+                loc.kind,
+                loc.region,
+                float(lat),
+                float(lon),
+                loc.owner_channel,
+                float(handling),
+                radius,
+                caps.get(loc.id),
             )
         rules: dict[str, ChannelRules] = {}
         for ch_id in cfg.channels:
@@ -314,7 +409,9 @@ class OrderService:
                 rules[ch_id] = ChannelRules(
                     ch_id, eligible, c["max_splits"], bool(c["quick_commerce"]), float(c["dark_store_radius_km"])
                 )
-        return Network(locs, rules)
+        capped = sorted(loc for loc in caps if loc in locs)
+        load = self._location_loads(tx, cfg, capped, now_ms) if now_ms is not None and capped else {}
+        return Network(locs, rules, load=load)
 
     def _promise_days(self, tx: Tx, channel: str) -> float:
         r = self.sql.fetch_one(tx, "promise_days", _q_promise_days, {"ch": channel})
@@ -659,8 +756,9 @@ class OrderService:
 
     # ------------------------------------------------------------------ routing
 
-    def _route_order(self, lo: _Loaded) -> RouteOrder:
-        """The order's still-reserved units as a routing problem."""
+    def _route_order(self, lo: _Loaded, now: int) -> RouteOrder:
+        """The order's still-reserved units as a routing problem, at ``now`` (time left to its ship-by; the
+        locations whose open load already counts its parcels)."""
         open_by_line = _sum_by((a["line_id"], a["qty_reserved"]) for a in lo.allocs)
         lines = tuple(
             RouteLine(ln["line_id"], ln["sku_id"], open_by_line[ln["line_id"]])
@@ -676,6 +774,8 @@ class OrderService:
             float(r["dest_lat"]),
             float(r["dest_lon"]),
             float(r["promise_days"]),
+            (int(r["ship_by"]) - now) / DAY_MS,
+            tuple(sorted({a["location_id"] for a in lo.allocs if a["qty_reserved"] > 0})),
         )
 
     def _available(self, tx: Tx, skus: Iterable[str]) -> Stock:
@@ -851,8 +951,8 @@ class OrderService:
         )
 
     def _route_in(self, tx: Tx, cfg: Config, lo: _Loaded, now: int, cause: str) -> RoutePlan:
-        router = Router(self.network(tx, cfg), self.router_config)
-        ro = self._route_order(lo)
+        router = Router(self.network(tx, cfg, now), self.router_config)
+        ro = self._route_order(lo, now)
         stock = self._available(tx, (ln.sku for ln in ro.lines))
         for a in lo.allocs:  # this order's own reservations may move
             if a["qty_reserved"] > 0:
@@ -906,8 +1006,9 @@ class OrderService:
             current = self._current_plan(lo)
             if not any(a.location == failed_location for a in current.allocations):
                 raise InvalidInput(f"order {order_id} has nothing waiting to ship at {failed_location}")
-            router = Router(self.network(tx, cfg), self.router_config)
-            ro = self._route_order(lo)
+            now = self._now()
+            router = Router(self.network(tx, cfg, now), self.router_config)
+            ro = self._route_order(lo, now)
             stock = self._available(tx, (ln.sku for ln in ro.lines))
             for k in list(stock):
                 if k[1] == failed_location:
@@ -919,7 +1020,6 @@ class OrderService:
                     f"cannot re-route order {order_id} away from {failed_location}: no other eligible location has "
                     f"{short}; cancel the order or receive stock"
                 )
-            now = self._now()
             self._emit(tx, [self._apply_plan(tx, lo, plan, now, f"reroute:{failed_location}")], now)
         return self.show(order_id)
 
@@ -956,12 +1056,12 @@ class OrderService:
         loaded = [lo for lo in self._assemble(self.sql.rows(tx, q), tx) if not lo.order.shipments]
         if not loaded:
             return {"orders": 0, "changed": [], "method": "none", "objective_before": None, "objective_after": None}
-        router = Router(self.network(tx, cfg), self.router_config)
-        ros = [self._route_order(lo) for lo in loaded]
+        now = self._now()
+        router = Router(self.network(tx, cfg, now), self.router_config)
+        ros = [self._route_order(lo, now) for lo in loaded]
         current = {lo.row["id"]: self._current_plan(lo) for lo in loaded}
         stock = self._available(tx, (ln.sku for ro in ros for ln in ro.lines))
         result = router.reoptimise(ros, stock, current)
-        now = self._now()
         changed = [lo for lo in loaded if lo.row["id"] in result.changed and not result.plans[lo.row["id"]].unfilled]
         releases: list[Movement] = []
         reserves: list[Movement] = []
@@ -1543,6 +1643,42 @@ def _q_routing_locations() -> sa.Select[Any]:
 
 def _q_routing_channels() -> sa.Select[Any]:
     return sa.select(ot.routing_channels)
+
+
+def _q_routing_capacities() -> sa.Select[Any]:
+    return sa.select(ot.routing_capacities)
+
+
+def _q_open_parcels(n: int) -> sa.Select[Any]:
+    """Parcels waiting at ``n`` locations (``l0`` …): orders still holding units there (the partial index)."""
+    oa = ot.order_allocations
+    return (
+        sa.select(oa.c.location_id, sa.func.count(sa.distinct(oa.c.order_id)).label("n"))
+        .where(oa.c.location_id.in_([b(f"l{k}") for k in range(n)]), oa.c.qty_reserved > sa.literal_column("0"))
+        .group_by(oa.c.location_id)
+    )
+
+
+def _q_shipped_since(n: int) -> sa.Select[Any]:
+    """Parcels shipped from location ``l{k}`` at or after ``t{k}`` (its local midnight), for ``n`` locations."""
+    s = ot.shipments
+    return (
+        sa.select(s.c.location_id, sa.func.count().label("n"))
+        .where(sa.or_(*(sa.and_(s.c.location_id == b(f"l{k}"), s.c.shipped_at >= b(f"t{k}")) for k in range(n))))
+        .group_by(s.c.location_id)
+    )
+
+
+def _local_day(timezone: str, now_ms: int) -> tuple[int, float]:
+    """A location's local midnight before ``now_ms`` (epoch ms) and the share of its local day gone."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = datetime.fromtimestamp(now_ms / 1000, tz=zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    since = int(midnight.timestamp() * 1000)
+    return since, min(max((now_ms - since) / DAY_MS, 0.0), 0.999)
 
 
 def _q_available(n: int) -> sa.Select[Any]:

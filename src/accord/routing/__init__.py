@@ -4,6 +4,7 @@ from accord.routing.model import (
     Allocation,
     ChannelRules,
     LineExplanation,
+    LocationLoad,
     Network,
     RouteLine,
     RouteLocation,
@@ -11,7 +12,9 @@ from accord.routing.model import (
     RoutePlan,
     RoutingWeights,
     ShippingModel,
+    Slip,
     Stock,
+    capacity_slip,
     haversine_km,
 )
 from accord.routing.router import BatchResult, Router, RouterConfig, baseline_route
@@ -21,6 +24,7 @@ __all__ = [
     "BatchResult",
     "ChannelRules",
     "LineExplanation",
+    "LocationLoad",
     "Network",
     "RouteLine",
     "RouteLocation",
@@ -30,7 +34,9 @@ __all__ = [
     "RouterConfig",
     "RoutingWeights",
     "ShippingModel",
+    "Slip",
     "Stock",
     "baseline_route",
+    "capacity_slip",
     "haversine_km",
 ]

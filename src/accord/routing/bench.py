@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
 from accord.domain.availability import LocationKind
 from accord.routing.model import (
     ChannelRules,
+    LocationLoad,
     Network,
     RouteLine,
     RouteLocation,
@@ -127,6 +129,29 @@ def build_world(orders: int = 10_000, seed: int = 7, n_skus: int = 300) -> tuple
     return network, stock, out
 
 
+# daily shipping capacity (parcels) of the own warehouses and DCs, for the capacity-aware MIP check
+CAPACITY: dict[str, int] = {
+    "WH-NJ": 400,
+    "DC-ATL": 250,
+    "WH-LA": 300,
+    "DC-SEA": 200,
+    "WH-DE": 400,
+    "DC-PL": 200,
+    "WH-SG": 200,
+    "DC-SYD": 150,
+    "WH-MX": 150,
+}
+
+
+def capacity_case(network: Network, seed: int) -> Network:
+    """The network with daily capacities and a busy moment's load: some locations have room today, some are
+    backed up by a day or more."""
+    rng = random.Random(seed)
+    locations = {k: replace(loc, capacity_per_day=CAPACITY.get(k)) for k, loc in network.locations.items()}
+    load = {k: LocationLoad(rng.randint(0, 2 * cap), rng.randint(0, cap), rng.random()) for k, cap in CAPACITY.items()}
+    return replace(network, locations=locations, load=load)
+
+
 def _summary(plans: list[RoutePlan], n: int) -> tuple[float, float, float, int]:
     shipments = sum(p.shipments for p in plans)
     cost = sum(p.shipping_cost for p in plans)
@@ -172,6 +197,20 @@ def run_routing_bench(orders: int = 10_000, seed: int = 7, mip_sample: int = 500
     mip_s = time.perf_counter() - t1
     gap = 100.0 * (heur_total - mip_total) / mip_total if mip_total else 0.0
 
+    # the same check with daily capacities and a busy load: a day to ship on Amazon, two elsewhere
+    cap_net = capacity_case(network, seed + 2)
+    cap_heur = cap_mip = 0.0
+    cap_worse = cap_slipped = 0
+    for o in sample[: max(1, len(sample) // 2)]:
+        prob = build_problem(cap_net, replace(o, ship_within_days=1.0 if o.channel.startswith("amazon") else 2.0))
+        cap_slipped += any(c.slip.days for c in prob.cands)
+        h = objective(prob, heuristic(prob, stock0))
+        m = objective(prob, solve_mip([prob], stock0).allocs[0])
+        cap_heur += h
+        cap_mip += m
+        cap_worse += h > m + 1e-6
+    cap_gap = 100.0 * (cap_heur - cap_mip) / cap_mip if cap_mip else 0.0
+
     return {
         "orders": len(world),
         "lines": sum(len(o.lines) for o in world),
@@ -193,5 +232,9 @@ def run_routing_bench(orders: int = 10_000, seed: int = 7, mip_sample: int = 500
         "mip_sample_worse_orders": worse,
         "mip_sample_max_order_gap_pct": round(max_gap, 4),
         "mip_sample_s": round(mip_s, 3),
+        "capacity_mip_sample_orders": max(1, len(sample) // 2) if sample else 0,
+        "capacity_mip_sample_slipped_orders": cap_slipped,
+        "capacity_mip_sample_gap_pct": round(cap_gap, 4),
+        "capacity_mip_sample_worse_orders": cap_worse,
         "seed": seed,
     }

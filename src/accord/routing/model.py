@@ -30,6 +30,54 @@ class RouteLocation:
     owner_channel: str | None = None  # platform_fc: the only channel its stock may serve
     handling_days: float = 1.0  # pick/pack before the carrier collects
     radius_km: float | None = None  # dark_store: delivery radius (falls back to the channel's)
+    capacity_per_day: int | None = None  # parcels it can ship per (local) day; None = unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class LocationLoad:
+    """What a location with a daily capacity has on its plate when an order is routed."""
+
+    open_parcels: int = 0  # parcels routed here and not yet shipped
+    shipped_today: int = 0  # parcels that left today (the location's local day)
+    day_elapsed: float = 0.0  # share of the location's local day gone, 0 ≤ x < 1
+
+
+@dataclass(frozen=True, slots=True)
+class Slip:
+    """When one more parcel at a location would leave, given its capacity and load.
+
+    ``days``: whole days it slips beyond the location's handling time (0 = today's capacity still has room);
+    ``leaves_in_days``: for a slipped parcel, days from now until it leaves — the start of its local day plus its
+    place in that day's queue, picks spread evenly over the day.
+    """
+
+    days: int = 0
+    leaves_in_days: float = 0.0
+    ahead: int = 0  # parcels waiting before it
+    left_today: int = 0  # today's capacity still free
+
+
+NO_SLIP = Slip()
+
+
+def capacity_slip(capacity_per_day: int | None, load: LocationLoad | None, *, counted: bool = False) -> Slip:
+    """One more parcel at a location (``counted``: the order's parcel there is already in ``open_parcels``).
+
+    It ships today while fewer parcels wait than today's capacity left; beyond that it slips by whole days,
+    ``capacity_per_day`` parcels a day. Unlimited locations (``None``) never slip.
+    """
+    cap = capacity_per_day
+    if cap is None:
+        return NO_SLIP
+    load = load or LocationLoad()
+    ahead = max(0, load.open_parcels - (1 if counted else 0))
+    left_today = max(0, cap - load.shipped_today)
+    if ahead < left_today:
+        return Slip(0, 0.0, ahead, left_today)
+    over = ahead - left_today
+    days = 1 + over // cap
+    leaves = days - min(max(load.day_elapsed, 0.0), 1.0) + (over % cap + 1) / cap
+    return Slip(days, leaves, ahead, left_today)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +113,8 @@ class RouteOrder:
     lat: float
     lon: float
     promise_days: float = 3.0
+    ship_within_days: float | None = None  # days from now to the ship-by (checked when capacity slips a parcel)
+    open_at: tuple[str, ...] = ()  # locations whose open load already counts this order's parcel (re-routing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +151,14 @@ class ShippingModel:
 
 @dataclass(frozen=True, slots=True)
 class RoutingWeights:
-    """Objective = sla_miss × late shipments + shipment × shipments + cost × money + priority × rank."""
+    """Objective = sla_miss × late shipments + shipment × shipments + cost × money + priority × rank
+    + capacity_wait × days parcels wait for capacity."""
 
     sla_miss: float = 50.0
     shipment: float = 8.0
     cost: float = 1.0
     priority: float = 0.05  # per rank step: breaks ties toward the channel's preferred locations
+    capacity_wait: float = 1.0  # per day a parcel waits for a full location: all else equal, ship sooner
     unfilled_unit: float = 1000.0  # a unit nobody can ship
 
 
@@ -119,6 +171,7 @@ class Network:
     shipping: ShippingModel = field(default_factory=ShippingModel)
     weights: RoutingWeights = field(default_factory=RoutingWeights)
     skus: frozenset[str] | None = None  # when given, unknown SKUs are an error
+    load: Mapping[str, LocationLoad] = field(default_factory=dict)  # locations with a capacity: their load now
 
     def check_order(self, order: RouteOrder) -> ChannelRules:
         rules = self.channels.get(order.channel)
@@ -157,6 +210,7 @@ class LineExplanation:
     chosen: tuple[tuple[str, int], ...]  # (location, units)
     why: str
     rejected: tuple[tuple[str, str], ...]  # (location, reason)
+    capacity_passed: tuple[str, ...] = ()  # had the stock and would have won but for their capacity
 
     def text(self) -> str:
         where = ", ".join(f"{q} from {loc}" for loc, q in self.chosen) or "nowhere (unfilled)"

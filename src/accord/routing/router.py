@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from accord.domain.errors import InvalidInput
 from accord.routing.model import (
     Allocation,
     LineExplanation,
+    LocationLoad,
     Network,
     RouteLine,
     RouteOrder,
     RoutePlan,
     Stock,
 )
-from accord.routing.solver import Alloc, Problem, build_problem, fast_path, heuristic, objective, search, solve_mip
+from accord.routing.solver import (
+    Alloc,
+    Cand,
+    Problem,
+    build_problem,
+    fast_path,
+    heuristic,
+    objective,
+    search,
+    solve_mip,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +72,29 @@ class Router:
     def __init__(self, network: Network, config: RouterConfig | None = None) -> None:
         self.network = network
         self.config = config or RouterConfig()
+        # capacity-limited locations' load; ``route`` with ``commit`` adds the parcels it opens (route_many)
+        self.load: dict[str, LocationLoad] = dict(network.load)
+        self._capped = frozenset(k for k, loc in network.locations.items() if loc.capacity_per_day is not None)
 
     # ── single orders ──────────────────────────────────────────────────────
     def route(self, order: RouteOrder, stock: Stock, *, commit: bool = True, method: str = "auto") -> RoutePlan:
-        """Route one order against ``stock`` (sku, location) → units; with ``commit`` the units are taken."""
-        p = build_problem(self.network, order)
+        """Route one order against ``stock`` (sku, location) → units; with ``commit`` the units are taken (and the
+        parcels count in the load of capacity-limited locations)."""
+        p = build_problem(self.network, order, load=self.load)
         alloc, used_method = self._solve(p, stock, method)
         if commit:
             _apply(stock, alloc, -1)
-        if commit:
+            self._take_capacity(order, alloc)
             return self._plan(p, alloc, used_method, stock_after=stock)
         return self._plan(p, alloc, used_method, stock_before=stock)
+
+    def _take_capacity(self, order: RouteOrder, alloc: Alloc) -> None:
+        if not self._capped:
+            return
+        used = {loc for (_, loc), q in alloc.items() if q > 0}
+        for loc in (used ^ set(order.open_at)) & self._capped:  # a parcel opened here, or moved away
+            cur = self.load.get(loc, LocationLoad())
+            self.load[loc] = replace(cur, open_parcels=max(0, cur.open_parcels + (1 if loc in used else -1)))
 
     def _solve(self, p: Problem, stock: Stock, method: str) -> tuple[Alloc, str]:
         if method not in ("auto", "fast-path", "heuristic", "mip"):
@@ -113,7 +136,7 @@ class Router:
         current = {k: v for k, v in (current or {}).items() if k in set(ids)}
         for plan in current.values():
             _apply(stock, _plan_alloc(plan), +1)
-        problems = [build_problem(self.network, o) for o in orders]
+        problems = [build_problem(self.network, o, load=self.load) for o in orders]  # the load as it is now
         before: float | None = None
         if current and all(o.id in current for o in orders):
             before = sum(objective(p, _plan_alloc(current[p.order.id])) for p in problems)
@@ -174,15 +197,7 @@ class Router:
         for a in moved:
             lines[a.line_id] = lines.get(a.line_id, 0) + a.qty
         by_id = {ln.line_id: ln for ln in order.lines}
-        sub = RouteOrder(
-            order.id,
-            order.channel,
-            tuple(RouteLine(lid, by_id[lid].sku, q) for lid, q in lines.items()),
-            order.region,
-            order.lat,
-            order.lon,
-            order.promise_days,
-        )
+        sub = replace(order, lines=tuple(RouteLine(lid, by_id[lid].sku, q) for lid, q in lines.items()))
         rules = self.network.check_order(order)
         room = max(0, rules.max_shipments - len(kept_locs))
         p = build_problem(
@@ -191,11 +206,12 @@ class Router:
             exclude={failed_location: "failed to ship; excluded from re-routing"},
             free_locations=kept_locs,
             max_shipments=len(kept_locs) + room if kept_locs else max(1, room),
+            load=self.load,
         )
         alloc, _ = self._solve(p, stock, "auto")
         _apply(stock, alloc, -1)
         new = self._plan(p, alloc, f"reroute:{failed_location}", stock_after=stock)
-        full = build_problem(self.network, order, exclude={failed_location: "failed to ship"})
+        full = build_problem(self.network, order, exclude={failed_location: "failed to ship"}, load=self.load)
         merged: Alloc = _plan_alloc(RoutePlan(order.id, order.channel, tuple(kept), (), 0, 0.0, 0, 0.0, ""))
         for key, q in alloc.items():
             merged[key] = merged.get(key, 0) + q
@@ -243,6 +259,7 @@ class Router:
             score += (
                 w.shipment + w.cost * (c.ship_cost + c.unit_cost * units) + w.sla_miss * c.late + w.priority * c.rank
             )
+            score += w.capacity_wait * c.slip.days
         filled: dict[str, int] = {}
         for a in allocations:
             filled[a.line_id] = filled.get(a.line_id, 0) + a.qty
@@ -308,13 +325,16 @@ def _explain(
                 sharing = sorted({a.line_id for a in allocations if a.location == loc and a.line_id != ln.line_id})
                 together = f", ships with line(s) {', '.join(sharing)}" if sharing else ""
                 sla = "on time" if not c.late else "LATE"
+                slipped = f", {_capacity_note(c)}" if c.slip.days else ""
                 parts.append(
                     f"{loc}: priority {c.rank + 1}, lead {c.lead_days:g} d vs promise {p.order.promise_days:g} d "
-                    f"({sla}), parcel cost {c.ship_cost:.2f}{together}"
+                    f"({sla}), parcel cost {c.ship_cost:.2f}{together}{slipped}"
                 )
             why = "lowest total of SLA misses, shipments and cost — " + "; ".join(parts)
         else:
             why = "no eligible location has stock"
+        passed_over: list[str] = []
+        chosen_score = min((p.by_loc[loc].fixed + p.by_loc[loc].per_unit * q for loc, q in mine), default=None)
         rejected: list[tuple[str, str]] = []
         for loc, reason in p.rejected.items():
             rejected.append((loc, reason))
@@ -329,10 +349,15 @@ def _explain(
                 rejected.append((c.loc, f"no stock of {ln.sku}"))
                 continue
             notes: list[str] = []
+            if c.slip.days:
+                notes.append(_capacity_note(c))
+                free_score = c.fixed - c.capacity_cost + c.per_unit * ln.qty  # as if it had room
+                if have >= ln.qty and (chosen_score is None or free_score <= chosen_score + 1e-9):
+                    passed_over.append(c.loc)  # it would have won but for its capacity
             if have < ln.qty:
                 notes.append(f"only {have} of {ln.qty} in stock")
             if c.late:
-                notes.append(f"would miss SLA (lead {c.lead_days:g} d > promise {p.order.promise_days:g} d)")
+                notes.append(f"would miss SLA ({_late_reason(p, c)})")
             if c.loc in used:
                 notes.append("already ships part of this order, but dearer per unit or short of stock")
             else:
@@ -343,8 +368,25 @@ def _explain(
                     f"cost {c.ship_cost:.2f}) — more than the chosen plan"
                 )
             rejected.append((c.loc, "; ".join(notes)))
-        out.append(LineExplanation(ln.line_id, ln.sku, ln.qty, tuple(mine), why, tuple(rejected)))
+        if passed_over:
+            why += f"; passed over for capacity: {', '.join(passed_over)}"
+        out.append(LineExplanation(ln.line_id, ln.sku, ln.qty, tuple(mine), why, tuple(rejected), tuple(passed_over)))
     return tuple(out)
+
+
+def _capacity_note(c: Cand) -> str:
+    s = c.slip
+    return (
+        f"at capacity ({c.capacity_per_day}/day: {s.ahead} parcel(s) waiting, {s.left_today} left today) — "
+        f"a parcel here slips {s.days} d and leaves in ~{s.leaves_in_days:.1f} d"
+    )
+
+
+def _late_reason(p: Problem, c: Cand) -> str:
+    o = p.order
+    if c.lead_days > o.promise_days:
+        return f"lead {c.lead_days:g} d > promise {o.promise_days:g} d"
+    return f"leaves in ~{c.slip.leaves_in_days:.1f} d, after the ship-by in {o.ship_within_days or 0.0:.1f} d"
 
 
 # ── baseline ─────────────────────────────────────────────────────────────────

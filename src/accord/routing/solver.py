@@ -2,8 +2,14 @@
 
 Per order the problem is: pick a set of locations S (|S| ≤ max shipments) and units x[sku, l] so that
 demand is met, minimising Σ_{l∈S} f_l + Σ c_l · x + W · unfilled, where the fixed cost of a shipment is
-``f_l = w.shipment + w.cost · shipment cost + w.sla_miss · late_l + w.priority · rank_l`` and ``c_l`` is
-the weighted per-unit cost. Stock is shared by the lines of one order (and, in a batch, by all orders).
+``f_l = w.shipment + w.cost · shipment cost + w.sla_miss · late_l + w.priority · rank_l + w.capacity_wait · slip_l``
+and ``c_l`` is the weighted per-unit cost. Stock is shared by the lines of one order (and, in a batch, by all orders).
+
+A location with a daily capacity makes a parcel slip by whole days once its open load passes today's capacity left
+(:func:`accord.routing.model.capacity_slip`): the slip adds to the lead time, a slipped parcel that would leave
+after the order's ship-by is late too, and each day of slip costs ``capacity_wait`` (all else equal, the location
+that ships sooner wins). Both are part of ``f_l``, so the fast path, the heuristic and the MIP see capacity the same
+way; a full location is dearer, never forbidden (every location full still routes the order).
 """
 
 from __future__ import annotations
@@ -18,7 +24,17 @@ from scipy.sparse import coo_array  # type: ignore[import-untyped,unused-ignore]
 
 from accord.domain.availability import LocationKind
 from accord.domain.errors import InvalidConfiguration
-from accord.routing.model import ChannelRules, Network, RouteOrder, Stock, haversine_km
+from accord.routing.model import (
+    NO_SLIP,
+    ChannelRules,
+    LocationLoad,
+    Network,
+    RouteOrder,
+    Slip,
+    Stock,
+    capacity_slip,
+    haversine_km,
+)
 
 Alloc = dict[tuple[str, str], int]  # (sku, location) → units
 
@@ -36,6 +52,9 @@ class Cand:
     unit_cost: float  # money per unit
     fixed: float  # weighted objective of opening a shipment here
     per_unit: float  # weighted objective per unit
+    slip: Slip = NO_SLIP  # capacity: whole days a parcel here waits beyond handling
+    capacity_per_day: int | None = None
+    capacity_cost: float = 0.0  # the part of ``fixed`` the capacity adds (its wait, and the SLA miss it causes)
 
 
 @dataclass(slots=True)
@@ -60,10 +79,14 @@ def build_problem(
     exclude: Mapping[str, str] | None = None,
     free_locations: Iterable[str] = (),
     max_shipments: int | None = None,
+    load: Mapping[str, LocationLoad] | None = None,
 ) -> Problem:
     """Eligibility and costs. ``exclude`` maps location → reason (e.g. failed to ship); ``free_locations``
-    already ship for this order, so another parcel's fixed cost there is waived (re-routing)."""
+    already ship for this order, so another parcel's fixed cost there is waived (re-routing). ``load``: the
+    capacity-limited locations' load (default: the network's)."""
     rules = network.check_order(order)
+    loads = network.load if load is None else load
+    counted = set(order.open_at)
     w = network.weights
     ship = network.shipping
     excluded = exclude or {}
@@ -94,13 +117,40 @@ def build_problem(
                 rejected[loc_id] = f"dark store {km:.1f} km away, outside its {radius:g} km radius"
                 continue
         lead = ship.lead_days(loc, order, km)
-        late = lead > order.promise_days
+        late_anyway = lead > order.promise_days
+        slip = NO_SLIP
+        capacity_cost = 0.0
+        if loc.capacity_per_day is not None:
+            slip = capacity_slip(loc.capacity_per_day, loads.get(loc_id), counted=loc_id in counted)
+        late = late_anyway
+        if slip.days:
+            lead += slip.days
+            late = lead > order.promise_days or (
+                order.ship_within_days is not None and slip.leaves_in_days > order.ship_within_days
+            )
+            capacity_cost = w.capacity_wait * slip.days + (w.sla_miss if late and not late_anyway else 0.0)
         ship_cost = ship.shipment_cost(loc, order, km)
         unit_cost = ship.unit_cost_at(km)
         fixed = w.shipment + w.cost * ship_cost + (w.sla_miss if late else 0.0) + w.priority * rank
+        fixed += w.capacity_wait * slip.days
         if loc_id in free:
             fixed = 0.0
-        cands.append(Cand(loc_id, rank, km, lead, late, ship_cost, unit_cost, fixed, w.cost * unit_cost))
+        cands.append(
+            Cand(
+                loc_id,
+                rank,
+                km,
+                lead,
+                late,
+                ship_cost,
+                unit_cost,
+                fixed,
+                w.cost * unit_cost,
+                slip,
+                loc.capacity_per_day,
+                capacity_cost,
+            )
+        )
     demand: dict[str, int] = {}
     for ln in order.lines:
         demand[ln.sku] = demand.get(ln.sku, 0) + ln.qty

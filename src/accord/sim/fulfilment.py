@@ -8,7 +8,8 @@ there the simulator plays the warehouses, through the production use cases of :c
   tracking number (``OrderService.ship``: SHIP from committed, the shipment row and the ship confirmation queued
   for the channel, one transaction); a small share of hand-keyed tracking numbers is not valid;
 - a location ships at most its pick capacity per local day (sized from the demand it normally serves): a surge
-  backs parcels up into the next day's first wave, and those ship late;
+  backs parcels up into the next day's first wave, and those ship late; Accord is told each location's capacity
+  (``OrderService.set_location_capacity``) and routes away from a full one when a parcel there would miss its SLA;
 - now and then a location fails to pick (not found, damaged in picking): the order is re-routed away from it
   (``OrderService.reroute``), or cancelled when no other eligible location has the units;
 - a parcel is delivered after a transit time that grows with the distance from its location's region to the
@@ -149,9 +150,13 @@ class Warehouses:
         )
 
     def configure(self) -> None:
-        """The channels' handling times (their ship-by), set as a user would, before the first order."""
+        """The channels' handling times (their ship-by) and each location's daily pick capacity (the figure these
+        warehouses ship by, so routing knows what the floor manager knows), set as a user would, before the first
+        order."""
         for ch in self.world.channels:
             self.service.set_sla_policy(ch.id, sla_policy_for(ch.id, ch.dialect))
+        for location, parcels_per_day in sorted(self.capacity.items()):
+            self.service.set_location_capacity(location, parcels_per_day)
 
     # ------------------------------------------------------------------ scheduling
 

@@ -77,6 +77,14 @@ order_allocations = sa.Table(
     sa.Column("qty_shipped", sa.Integer, nullable=False),
     # 0006: orders holding a SKU (re-optimise on stock changes)
     sa.Index("ix_order_allocations_sku", "sku_id", "location_id"),
+    # 0012: parcels waiting at a location (routing's open load per capacity-limited location)
+    sa.Index(
+        "ix_order_allocations_open",
+        "location_id",
+        "order_id",
+        sqlite_where=sa.text("qty_reserved > 0"),
+        postgresql_where=sa.text("qty_reserved > 0"),
+    ),
 )
 
 # every routing decision, with the router's explanation text
@@ -109,6 +117,7 @@ shipments = sa.Table(
     sa.Column("shipped_at", sa.BigInteger, nullable=False),
     sa.Column("confirm_state", sa.String(16), nullable=False),  # pending | sent | failed
     sa.Index("ix_shipments_order", "order_id"),
+    sa.Index("ix_shipments_location_shipped", "location_id", "shipped_at"),  # 0012: parcels shipped today
 )
 
 # ship-by policy per channel (when the channel does not send its own ship-by)
@@ -129,6 +138,16 @@ routing_locations = sa.Table(
     sa.Column("lon", sa.Float, nullable=False),
     sa.Column("handling_days", sa.Float, nullable=False),
     sa.Column("radius_km", sa.Float, nullable=True),
+)
+
+# 0012: daily shipping capacity per location (parcels per local day); no row = unlimited
+routing_capacities = sa.Table(
+    "routing_capacities",
+    metadata,
+    sa.Column("location_id", ID, primary_key=True),
+    sa.Column("parcels_per_day", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("parcels_per_day > 0", name="parcels_per_day_positive"),
 )
 
 routing_channels = sa.Table(
@@ -222,6 +241,7 @@ TABLES: tuple[sa.Table, ...] = (
     shipments,
     sla_policies,
     routing_locations,
+    routing_capacities,
     routing_channels,
     return_policies,
     rmas,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from accord.api.deps import AppDep
 from accord.domain.orders import CancelReason
@@ -80,6 +80,12 @@ class GradeIn(_In):
 
 class RefundIn(_In):
     amount_minor: int | None = None
+
+
+class CapacityIn(_In):
+    parcels_per_day: StrictInt | None = Field(
+        description="parcels the location can ship per local day (a positive number); null = unlimited"
+    )
 
 
 class PolicyIn(_In):
@@ -177,6 +183,21 @@ def cancel_order(app: AppDep, order_id: str, body: CancelIn | None = None) -> di
 def refund_order(app: AppDep, order_id: str, body: RefundIn | None = None) -> dict[str, Any]:
     """Refund the order: ``amount_minor`` (default: all that is left), never more than its lines were paid."""
     return OrderService(app.engine).refund(order_id, body.amount_minor if body else None)
+
+
+# ---------------------------------------------------------------------------------------------- routing
+
+
+@router.get("/routing/capacity")
+def list_capacity(app: AppDep, location: str | None = None) -> dict[str, Any]:
+    """Each location's daily shipping capacity (null: unlimited) and load: parcels waiting, shipped today."""
+    return {"locations": OrderService(app.engine).capacity(location)}
+
+
+@router.put("/routing/capacity/{location_id:path}")
+def set_capacity(app: AppDep, location_id: str, body: CapacityIn) -> dict[str, Any]:
+    """Set (or, with null, remove) a location's daily shipping capacity used by routing."""
+    return OrderService(app.engine).set_location_capacity(location_id, body.parcels_per_day)
 
 
 # ---------------------------------------------------------------------------------------------- returns
