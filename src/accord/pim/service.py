@@ -65,6 +65,7 @@ from accord.pim.codec import attribute_from_json, attribute_to_json, canonical_p
 from accord.store import pim_tables as pt
 from accord.store import schema as t
 from accord.store.db import Compiled, Database, Tx
+from accord.store.sql import StatementRunner
 
 PRODUCT_UPDATED = "ProductUpdated"
 READINESS_CHANGED = "ReadinessChanged"
@@ -214,6 +215,7 @@ class Pim:
 
     def __init__(self, db: Database, engine: Engine, library: RuleLibrary | None = None) -> None:
         self.db = db
+        self._sql = StatementRunner(db)
         self.engine = engine
         self.clock = engine.clock
         self.base_library = library or RuleLibrary.builtin()  # stored rule files are applied on top
@@ -325,10 +327,7 @@ class Pim:
     # ------------------------------------------------------------------ plumbing
 
     def _bound(self, stmt: sa.ClauseElement) -> tuple[Compiled, tuple[Any, ...]]:
-        c = stmt.compile(dialect=self.db.dialect, compile_kwargs={"render_postcompile": True})
-        comp = Compiled(c.string, tuple(getattr(c, "positiontup", None) or ()))
-        params = c.params  # a property that builds the whole dict on each access: read it once
-        return comp, tuple(params[n] for n in comp.names)
+        return self._sql.bound(stmt)
 
     def _all(self, tx: Tx, stmt: sa.ClauseElement) -> list[Any]:
         return tx.all(*self._bound(stmt))
