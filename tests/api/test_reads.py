@@ -45,14 +45,14 @@ def test_events_cursor_and_type_filter(seeded: Api) -> None:
     assert [e["type"] for e in page["events"]] == ["LocationAdded", "LocationAdded", "ChannelAdded"]
     assert page["next_after"] == page["events"][-1]["id"]
     rest = seeded.get("/v1/events", params={"after": page["next_after"]}).json()
-    assert [e["type"] for e in rest["events"]] == ["SkuAdded", "StockReceived", "ChannelAvailabilityChanged"]
+    assert [e["type"] for e in rest["events"]] == ["SkuAdded", "MovementsRecorded", "ChannelAvailabilityChanged"]
     received = rest["events"][1]
     assert received["key"] == "sku1"
-    assert received["data"]["qty"] == 10
-    assert received["data"]["balances"]["wh1"]["on_hand"] == 10
+    assert [(m["kind"], m["qty"]) for m in received["data"]["movements"]] == [("receive", 10)]
+    assert received["data"]["balances"] == [["sku1", "wh1", 10, 0, 0, 0, 0]]
 
-    only = seeded.get("/v1/events", params=[("type", "StockReceived"), ("type", "SkuAdded")]).json()
-    assert [e["type"] for e in only["events"]] == ["SkuAdded", "StockReceived"]
+    only = seeded.get("/v1/events", params=[("type", "MovementsRecorded"), ("type", "SkuAdded")]).json()
+    assert [e["type"] for e in only["events"]] == ["SkuAdded", "MovementsRecorded"]
     empty = seeded.get("/v1/events", params={"after": 10_000}).json()
     assert empty == {"events": [], "next_after": 10_000}
     assert_problem(seeded.get("/v1/events", params={"limit": 1001}), 422, "invalid-input")
@@ -65,7 +65,8 @@ def test_verify_reports_a_ledger_mismatch(app: App, seeded: Api) -> None:
         conn.execute(sa.update(t.balances).values(on_hand=11))
     body = seeded.get("/v1/verify").json()
     assert body["ok"] is False
-    assert {m["what"] for m in body["mismatches"]} == {"balance", "ats"}
+    # the row no longer matches the ledger, the ATS shown, nor the SKU's packed copy of its balances
+    assert {m["what"] for m in body["mismatches"]} == {"balance", "ats", "packed"}
 
 
 def test_ids_with_slashes_work_in_paths(seeded: Api) -> None:

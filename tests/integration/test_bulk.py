@@ -4,16 +4,17 @@ inside a large batch (found by the ledger's primary key, not a lookup) still rep
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from accord.app.engine import Engine
-from accord.domain.errors import IdempotencyConflict
+from accord.domain.errors import IdempotencyConflict, InsufficientStock
 from accord.domain.ledger import Movement
 
-from .helpers import SKUS, WH1, WH2, A, B, buckets, build_world, dump, mv, new_engine
+from .helpers import SKUS, WH1, WH2, A, B, buckets, build_world, dump, events_since, mv, new_engine, outbox_max
 
 N = 60  # above the size at which SQLite batches stop looking keys up first
 
@@ -48,7 +49,9 @@ def test_bulk_mode_writes_exactly_what_the_ordinary_mode_writes(sqlite_template:
             eng.db.dispose()
     # ledger, balances, transfers, ATS and every outbox event (with its balances) are the same
     assert dumps[0] == dumps[1]
-    assert len(dumps[1]["outbox"]) > len(_mixed("x"))
+    # one MovementsRecorded event lists every movement of the transaction, in order
+    recorded = [json.loads(r[3]) for r in dumps[1]["outbox"] if r[1] == "MovementsRecorded"]
+    assert [[m["key"] for m in e["movements"]] for e in recorded] == [[m.key for m in _mixed("x")]]
 
 
 def test_a_key_reused_in_a_large_batch_replays_and_moves_once(world: Engine) -> None:
@@ -88,3 +91,69 @@ def test_a_large_batch_leaves_the_garbage_collector_as_it_found_it(world: Engine
         assert not gc.isenabled()  # a caller that turned it off keeps it off
     finally:
         gc.enable()
+
+
+def test_a_replay_in_a_large_batch_that_no_longer_fits_or_reopens_a_transfer_replays(world: Engine) -> None:
+    """The first attempt does not look keys up: a domain error (stock, transfer) redoes the batch with the keys,
+    which answers an old key from the ledger instead of re-checking it against today's stock."""
+    world.move(mv("receive", A, WH1, 5, "in"))
+    world.move(mv("reserve", A, WH1, 5, "order-7"))
+    world.move(mv("ship", A, WH1, 5, "ship-7"))
+    world.move(mv("receive", B, WH1, 5, "in-b"))
+    world.move(mv("transfer_out", B, WH1, 2, "t-1", to_location=WH2))
+    fresh = [mv("receive", B, WH2, 1, f"k{i}") for i in range(N)]
+    again = [mv("reserve", A, WH1, 5, "order-7"), mv("transfer_out", B, WH1, 2, "t-1", to_location=WH2)]
+    results = world.move_batch(fresh + again)
+    assert [r.replayed for r in results] == [False] * N + [True, True]
+    assert buckets(world, A, WH1) == (0, 0, 0, 0, 0)
+    assert buckets(world, B, WH1) == (3, 0, 0, 0, 0)
+    assert buckets(world, B, WH2) == (N, 0, 2, 0, 0)
+    assert len(world.transfers()) == 1
+    assert world.verify() == []
+
+
+def test_a_large_batch_that_fails_late_writes_nothing(world: Engine) -> None:
+    world.move(mv("receive", A, WH1, 5, "in"))
+    before = dump(world.db)
+    batch = [mv("receive", B, WH2, 1, f"k{i}") for i in range(300)] + [mv("reserve", A, WH1, 6, "too-many")]
+    for want_results in (True, False):
+        with pytest.raises(InsufficientStock, match="movement #300"):
+            world.move_batch(batch, want_results=want_results)
+        assert dump(world.db) == before
+    assert world.verify() == []
+
+
+def test_a_large_batch_in_the_callers_transaction_replays_rejects_and_rolls_back_alone(world: Engine) -> None:
+    """``move_batch_in`` writes a large batch under a savepoint: a reused key redoes it with the lookup, and a
+    failing batch leaves the caller's transaction usable (and writes nothing of its own)."""
+    world.move(mv("receive", A, WH1, 5, "po-1"))
+    with world.db.tx() as tx:
+        replay = world.move_batch_in(
+            tx, [mv("receive", B, WH2, 1, f"k{i}") for i in range(N)] + [mv("receive", A, WH1, 5, "po-1")]
+        )
+        assert [r.replayed for r in replay] == [False] * N + [True]
+        with pytest.raises(IdempotencyConflict, match=f"movement #{N}"):
+            world.move_batch_in(
+                tx, [mv("receive", B, WH2, 1, f"j{i}") for i in range(N)] + [mv("receive", A, WH1, 6, "po-1")]
+            )
+        with pytest.raises(InsufficientStock):
+            world.move_batch_in(
+                tx, [mv("receive", B, WH2, 1, f"h{i}") for i in range(N)] + [mv("reserve", A, WH1, 6, "x")]
+            )
+    assert buckets(world, A, WH1) == (5, 0, 0, 0, 0)
+    assert buckets(world, B, WH2) == (N, 0, 0, 0, 0)  # only the first batch
+    assert world.stats["movements.receive"] == 1 + N
+    assert world.verify() == []
+
+
+def test_the_event_lists_only_what_the_transaction_recorded(world: Engine) -> None:
+    world.move(mv("receive", A, WH1, 5, "po-1"))
+    before = outbox_max(world.db)
+    world.move_batch([mv("receive", A, WH1, 5, "po-1"), mv("receive", B, WH2, 2, "po-2")])  # po-1 replays
+    events = events_since(world.db, before)
+    assert [(e.type, e.key) for e in events[:1]] == [("MovementsRecorded", B)]  # one SKU moved: its key
+    assert [m["key"] for m in events[0].data["movements"]] == ["po-2"]
+    assert events[0].data["balances"] == [[B, WH2, 2, 0, 0, 0, 0]]
+    before = outbox_max(world.db)
+    world.move_batch([mv("receive", A, WH1, 5, "po-1"), mv("receive", B, WH2, 2, "po-2")])  # all replay
+    assert events_since(world.db, before) == []

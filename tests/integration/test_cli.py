@@ -268,18 +268,19 @@ def test_events_tail(world_cli: Runner) -> None:
     r = run("events", "tail", "-n", "3", "--json")
     assert r.code == 0, r.err
     assert [json.loads(line) for line in r.out.splitlines()] == everything[-3:]
-    reserved = [e for e in everything if e["type"] == "StockReserved"]
-    assert [(e["key"], e["data"]["key"], e["data"]["qty"]) for e in reserved] == [("A", "k2", 2)]
+    moved = [(e["key"], m["kind"], m["key"], m["qty"]) for e in everything if e["type"] == "MovementsRecorded"
+             for m in e["data"]["movements"]]  # fmt: skip
+    assert moved == [("A", "receive", "k1", 10), ("A", "reserve", "k2", 2)]
     assert everything[-1]["type"] == "ChannelAvailabilityChanged"
-    received = [json.loads(x) for x in run("events", "tail", "--type", "StockReceived", "--json").out.splitlines()]
-    assert [e["data"]["key"] for e in received] == ["k1"]
+    recorded = [json.loads(x) for x in run("events", "tail", "--type", "MovementsRecorded", "--json").out.splitlines()]
+    assert [[m["key"] for m in e["data"]["movements"]] for e in recorded] == [["k1"], ["k2"]]
     text = run("events", "tail", "-n", "1")
     assert text.code == 0 and "ChannelAvailabilityChanged" in text.out
 
 
 class _Broken:
     name = "broken"
-    types = frozenset({"StockReceived"})
+    types = frozenset({"MovementsRecorded"})
     transactional = True
 
     def handle(self, event: StoredEvent, tx: Tx | None) -> None:
@@ -299,7 +300,7 @@ def test_deadletters(world_cli: Runner, backend: Any) -> None:
         db.dispose()
     rows = run("deadletters", "--json").json()
     assert [(x["subscriber"], x["type"], x["key"], x["attempts"]) for x in rows] == [
-        ("broken", "StockReceived", "A", 1)
+        ("broken", "MovementsRecorded", "A", 1)
     ]
     assert "downstream is down" in rows[0]["last_error"]
     assert run("deadletters", "--subscriber", "other", "--json").json() == []

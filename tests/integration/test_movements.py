@@ -9,7 +9,7 @@ import pytest
 
 from accord.app.engine import AtsChange, Engine
 from accord.domain.errors import AlreadyExists, InsufficientStock, InvalidInput, NotFound
-from accord.domain.ledger import Movement, MovementKind
+from accord.domain.ledger import MOVEMENT_EVENTS, Movement, MovementKind
 
 from .helpers import AMZ, EBAY, SHOP, WH1, WH2, A, B, ats_changes_in, buckets, events_since, legs, mv, outbox_max
 
@@ -19,7 +19,7 @@ Deltas = tuple[int, int, int, int, int]
 @dataclass(frozen=True)
 class Case:
     movement: Movement
-    event: str
+    event: str  # the kind's past-tense name (MOVEMENT_EVENTS: re-routing causes, events written before 0013)
     legs: list[tuple[str, Deltas]]
     after: dict[str, Deltas]  # location -> buckets after (on_hand, committed, in_transit, damaged, quarantine)
     ats: list[tuple[str, int, int]]  # (channel, old, new), sorted by channel
@@ -74,6 +74,13 @@ CASES = [
 ]  # fmt: skip
 
 
+def _expected_record(m: Movement) -> dict[str, Any]:
+    record: dict[str, Any] = {**m.payload(), "key": m.key}
+    if m.kind is MovementKind.TRANSFER_OUT:
+        record["transfer_id"] = m.key
+    return record
+
+
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_movement_kind(world: Engine, case: Case) -> None:
     world.move(mv("receive", A, WH1, 10, "seed"))
@@ -81,6 +88,7 @@ def test_movement_kind(world: Engine, case: Case) -> None:
         world.move(m)
     before = outbox_max(world.db)
     m = case.movement
+    assert MOVEMENT_EVENTS[m.kind] == case.event
 
     result = world.move(m)
 
@@ -93,27 +101,50 @@ def test_movement_kind(world: Engine, case: Case) -> None:
     for loc, expected in case.after.items():
         assert buckets(world, A, loc) == expected
     assert legs(world.db, m.key) == case.legs
-    # outbox: one past-tense movement event, then one availability event per changed channel
+    # outbox: one MovementsRecorded event (the movement, the balances after), then one availability event
     events = events_since(world.db, before)
-    assert events[0].type == case.event
-    assert {e.type for e in events[1:]} <= {"ChannelAvailabilityChanged"}
-    assert bool(events[1:]) == bool(case.ats)  # no availability event when nothing sellable changed
+    assert events[0].type == "MovementsRecorded"
+    assert [e.type for e in events[1:]] == ["ChannelAvailabilityChanged"] * bool(case.ats)
     moved = events[0]
     assert moved.key == A
-    expected_data: dict[str, Any] = {**m.payload(), "key": m.key}
-    if m.kind is MovementKind.TRANSFER_OUT:
-        expected_data["transfer_id"] = m.key
-    expected_data["balances"] = {
-        loc: dict(zip(("on_hand", "committed", "in_transit", "damaged", "quarantine"), v, strict=True))
-        | {"available": v[0] - v[1]}
-        for loc, v in case.after.items()
+    assert moved.data == {
+        "movements": [_expected_record(m)],
+        "balances": [[A, loc, *v] for loc, v in case.after.items()],
     }
-    assert moved.data == expected_data
     assert ats_changes_in(events) == [(A, ch, old, new, m.kind.value) for ch, old, new in case.ats]
     # stored ATS follows, and a full recompute agrees with the incremental one
     ats = world.ats(A)
     for ch, _, new in case.ats:
         assert ats[ch] == new
+    assert world.recompute_ats() == 0
+    assert world.verify() == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_movement_kind_in_a_batch(world: Engine, case: Case) -> None:
+    """The batch path (more than one movement) writes what the single-movement path writes."""
+    world.move(mv("receive", A, WH1, 10, "seed"))
+    for m in case.setup:
+        world.move(m)
+    before = outbox_max(world.db)
+    m = case.movement
+    other = mv("receive", B, WH2, 1, "other")
+
+    results = world.move_batch([m, other])
+
+    assert [r.key for r in results] == [m.key, other.key]
+    assert {loc: b.as_tuple() for loc, b in results[0].balances.items()} == case.after
+    assert results[0].ats_changes == [AtsChange(A, ch, old, new) for ch, old, new in case.ats]
+    for loc, expected in case.after.items():
+        assert buckets(world, A, loc) == expected
+    assert legs(world.db, m.key) == case.legs
+    events = events_since(world.db, before)
+    assert events[0].type == "MovementsRecorded" and events[0].key == "batch"
+    assert events[0].data == {
+        "movements": [_expected_record(m), _expected_record(other)],
+        "balances": [*([A, loc, *v] for loc, v in case.after.items()), [B, WH2, 1, 0, 0, 0, 0]],
+    }
+    assert [c for c in ats_changes_in(events) if c[0] == A] == [(A, ch, old, new, "batch") for ch, old, new in case.ats]
     assert world.recompute_ats() == 0
     assert world.verify() == []
 
@@ -132,9 +163,10 @@ def test_transfer_with_partial_receipts(world: Engine) -> None:
     assert legs(world.db, "in-1") == [(WH2, (2, 0, -2, 0, 0))]
     assert first.ats_changes == [AtsChange(A, EBAY, 0, 2), AtsChange(A, SHOP, 4, 6)]
     events = events_since(world.db, before)
-    assert events[0].type == "TransferReceived"
-    assert events[0].data["transfer_id"] == "T-1"
-    assert events[0].data["qty"] == 2
+    assert events[0].type == "MovementsRecorded"
+    assert events[0].data["movements"] == [
+        {"key": "in-1", "kind": "transfer_in", "sku": A, "location": WH2, "qty": 2, "transfer_id": "T-1"}
+    ]
     tr = world.transfer("T-1")
     assert (tr["qty_shipped"], tr["qty_received"]) == (6, 2)
     assert [x["id"] for x in world.transfers(open_only=True)] == ["T-1"]
@@ -224,8 +256,14 @@ def test_batch_applies_in_order_in_one_transaction(world: Engine) -> None:
     )
     assert [r.key for r in results] == ["b1", "b2", "b3"]
     assert buckets(world, A, WH1) == (5, 5, 0, 0, 0)
-    types = [e.type for e in events_since(world.db, before)]
-    assert types[:3] == ["StockReceived", "StockReserved", "StockReceived"]
+    recorded = events_since(world.db, before)[0]
+    assert (recorded.type, recorded.key) == ("MovementsRecorded", "batch")  # one event for the transaction
+    assert [(x["kind"], x["key"]) for x in recorded.data["movements"]] == [
+        ("receive", "b1"),
+        ("reserve", "b2"),
+        ("receive", "b3"),
+    ]
+    assert recorded.data["balances"] == [[A, WH1, 5, 5, 0, 0, 0], [B, WH2, 2, 0, 0, 0, 0]]
     # ATS is computed once for the batch: A ends at 0 (never announced), B rises on ebay and shop
     assert ats_changes_in(events_since(world.db, before)) == [(B, EBAY, 0, 2, "batch"), (B, SHOP, 0, 2, "batch")]
     assert world.move_batch([]) == []

@@ -17,6 +17,7 @@ from accord.app.engine import Engine
 from accord.app.ports import ManualClock
 from accord.app.relay import Relay, StoredEvent, WebhookSubscriber, dead_letters, fetch_events
 from accord.domain.errors import NotFound
+from accord.domain.events import recorded_movements
 from accord.store.db import Tx
 from accord.store.schema import outbox
 
@@ -39,17 +40,25 @@ class Recorder:
         self.name = name
         self.transactional = transactional
         self.types = types
-        self.fail_on = set(fail_on)  # event types that make it raise
+        self.fail_on = set(fail_on)  # event types, or kinds of recorded movements, that make it raise
         self.calls: list[int] = []
 
     def handle(self, event: StoredEvent, tx: Tx | None) -> None:
         self.calls.append(event.id)
-        if event.type in self.fail_on:
+        if event.type in self.fail_on or self.fail_on & set(kinds_of(event)):
             raise RuntimeError(f"cannot handle {event.type}")
         if tx is not None:
             tx.cur.execute(
                 f"INSERT INTO {SEEN} (subscriber, event_id) VALUES ({_ph(tx)}, {_ph(tx)})", (self.name, event.id)
             )
+
+
+def kinds_of(event: StoredEvent) -> list[str]:
+    return [str(m["kind"]) for m in recorded_movements(event.type, event.data)]
+
+
+def keys_of(event: StoredEvent) -> list[str]:
+    return [str(m["key"]) for m in recorded_movements(event.type, event.data)]
 
 
 def _ph(tx: Tx) -> str:
@@ -136,14 +145,14 @@ def test_two_relays_racing_in_threads_apply_each_event_once(world: Engine, clock
 def test_failing_subscriber_backs_off_then_dead_letters_while_others_continue(
     world: Engine, clock: ManualClock, seen: None
 ) -> None:
-    flaky = Recorder("flaky", fail_on=frozenset({"StockReserved"}))
+    flaky = Recorder("flaky", fail_on=frozenset({"reserve"}))
     steady = Recorder("steady")
     r = relay(world, clock, flaky, steady, max_attempts=3, backoff_ms=1000)
     r.drain()
     start = outbox_max(world.db)
     world.move(mv("receive", A, WH1, 5, "a"))
     world.move(mv("reserve", A, WH1, 1, "b"))
-    reserved = next(e.id for e in fetch_events(world.db, after=start) if e.type == "StockReserved")
+    reserved = next(e.id for e in fetch_events(world.db, after=start) if kinds_of(e) == ["reserve"])
     world.move(mv("receive", B, WH1, 1, "c"))
 
     report = r.run_once()
@@ -169,9 +178,9 @@ def test_failing_subscriber_backs_off_then_dead_letters_while_others_continue(
 
     dead = dead_letters(world.db)
     assert [(d.subscriber, d.event_id, d.event_type, d.attempts) for d in dead] == [
-        ("flaky", reserved, "StockReserved", 3)
+        ("flaky", reserved, "MovementsRecorded", 3)
     ]
-    assert "cannot handle StockReserved" in dead[0].last_error
+    assert "cannot handle MovementsRecorded" in dead[0].last_error
     assert dead_letters(world.db, "steady") == []
     # past the dead letter, flaky got everything else
     assert effects(world, "flaky") == [i for i in all_ids(world) if i != reserved]
@@ -193,7 +202,7 @@ def test_failing_subscriber_backs_off_then_dead_letters_while_others_continue(
 
 
 def test_a_recovered_subscriber_clears_its_failure(world: Engine, clock: ManualClock, seen: None) -> None:
-    sub = Recorder("once-broken", fail_on=frozenset({"StockReceived"}))
+    sub = Recorder("once-broken", fail_on=frozenset({"receive"}))
     r = relay(world, clock, sub, max_attempts=5, backoff_ms=10)
     world.move(mv("receive", A, WH1, 5, "a"))
     assert r.run_once().failed == 1
@@ -205,18 +214,18 @@ def test_a_recovered_subscriber_clears_its_failure(world: Engine, clock: ManualC
 
 
 def test_type_filters(world: Engine, clock: ManualClock, seen: None) -> None:
-    only = Recorder("reservations", types=frozenset({"StockReserved", "StockReleased"}))
+    only = Recorder("movements", types=frozenset({"MovementsRecorded"}))
     r = relay(world, clock, only)
     world.move(mv("receive", A, WH1, 5, "a"))
     world.move(mv("reserve", A, WH1, 2, "b"))
     world.move(mv("release", A, WH1, 1, "c"))
     report = r.drain()
-    wanted = [e.id for e in fetch_events(world.db, limit=1000) if e.type in ("StockReserved", "StockReleased")]
-    assert len(wanted) == 2
-    assert effects(world, "reservations") == wanted
+    wanted = [e.id for e in fetch_events(world.db, limit=1000) if e.type == "MovementsRecorded"]
+    assert [keys_of(e) for e in fetch_events(world.db, limit=1000) if e.id in wanted] == [["a"], ["b"], ["c"]]
+    assert effects(world, "movements") == wanted
     assert only.calls == wanted
-    assert report.skipped >= len(all_ids(world)) - 2
-    assert r.backlog() == {"reservations": 0}
+    assert report.skipped >= len(all_ids(world)) - 3  # the availability events (and the setup's) are not wanted
+    assert r.backlog() == {"movements": 0}
 
 
 def test_duplicate_subscriber_names_are_refused(world: Engine, clock: ManualClock) -> None:
@@ -247,13 +256,13 @@ def test_webhook_posts_signed_events(
 ) -> None:
     sent, _, client = http
     hook = WebhookSubscriber(
-        "erp", "https://erp.example/hook", "s3cret", types=frozenset({"StockReceived"}), client=client
+        "erp", "https://erp.example/hook", "s3cret", types=frozenset({"MovementsRecorded"}), client=client
     )
     r = relay(world, clock, hook)
     world.move(mv("receive", A, WH1, 5, "a"))
     world.move(mv("reserve", A, WH1, 1, "b"))
-    assert r.drain().delivered == 1
-    assert len(sent) == 1
+    assert r.drain().delivered == 2  # the two movements' events, not their availability events
+    assert len(sent) == 2
     req = sent[0]
     body = req.content
     expected_sig = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
@@ -261,10 +270,10 @@ def test_webhook_posts_signed_events(
     assert req.method == "POST"
     assert str(req.url) == "https://erp.example/hook"
     payload = json.loads(body)
-    assert payload["type"] == "StockReceived"
-    assert payload["data"]["key"] == "a"
+    assert payload["type"] == "MovementsRecorded"
+    assert [m["key"] for m in payload["data"]["movements"]] == ["a"]
     assert req.headers["x-accord-event-id"] == str(payload["id"])
-    assert req.headers["x-accord-event-type"] == "StockReceived"
+    assert req.headers["x-accord-event-type"] == "MovementsRecorded"
     # a different secret would not verify
     assert hmac.new(b"other", body, hashlib.sha256).hexdigest() != expected_sig
     assert r.drain().delivered == 0  # not posted again
@@ -274,7 +283,9 @@ def test_webhook_error_answer_is_a_failure(
     world: Engine, clock: ManualClock, http: tuple[list[httpx.Request], list[int], httpx.Client]
 ) -> None:
     sent, statuses, client = http
-    hook = WebhookSubscriber("erp", "https://erp.example/hook", "k", types=frozenset({"StockReceived"}), client=client)
+    hook = WebhookSubscriber(
+        "erp", "https://erp.example/hook", "k", types=frozenset({"MovementsRecorded"}), client=client
+    )
     r = relay(world, clock, hook, max_attempts=2, backoff_ms=100)
     world.move(mv("receive", A, WH1, 5, "a"))
     statuses.extend([500, 500])
@@ -315,8 +326,8 @@ def test_an_event_of_a_transaction_left_open_is_delivered_in_order_not_skipped(
     r.drain()
     ids = all_ids(world)
     assert rec.calls == ids  # every event exactly once, in outbox order
-    slow = [e.id for e in fetch_events(world.db) if e.data.get("key") == "slow"]
-    fast = [e.id for e in fetch_events(world.db) if e.data.get("key") == "fast"]
+    slow = [e.id for e in fetch_events(world.db) if "slow" in keys_of(e)]
+    fast = [e.id for e in fetch_events(world.db) if "fast" in keys_of(e)]
     assert slow and fast and max(slow) < min(fast)
     assert rec.calls.index(slow[0]) < rec.calls.index(fast[0])
 
@@ -330,5 +341,5 @@ def test_a_rolled_back_transaction_leaves_no_hole_the_relay_waits_on(world: Engi
     world.move(mv("receive", B, WH1, 3, "kept"))
     r.drain()
     assert rec.calls == all_ids(world)
-    assert not [e for e in fetch_events(world.db) if e.data.get("key") == "gone"]
-    assert any(e.data.get("key") == "kept" for e in fetch_events(world.db))
+    assert not [e for e in fetch_events(world.db) if "gone" in keys_of(e)]
+    assert any("kept" in keys_of(e) for e in fetch_events(world.db))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from accord.app.relay import Relay, StoredEvent
+from accord.app.relay import Relay
+from accord.domain.events import recorded_movements
 from accord.domain.ledger import Movement, MovementKind
 from accord.orders import Destination, PlaceLine, PlaceOrder
 from accord.orders.reoptimise import ReoptimiseSubscriber, raises_stock
@@ -72,14 +73,38 @@ def test_each_stock_event_is_handled_once_and_bounded(world: World) -> None:
     assert all(location_of(world, oid) == ["WH-E"] for oid in ("N0", "N1", "N2"))
 
 
-def test_which_events_count_as_stock_going_up() -> None:
-    def event(kind: str, **data: object) -> StoredEvent:
-        return StoredEvent(1, kind, "A", {"sku": "A", **data}, 0)
+def test_which_movements_count_as_stock_going_up() -> None:
+    def moved(kind: str, **data: object) -> dict[str, object]:
+        return {"kind": kind, "sku": "A", "location": "WH-E", "key": "k", "qty": 1, **data}
 
-    assert raises_stock(event("StockReceived", qty=1))
-    assert raises_stock(event("TransferReceived", qty=1))
-    assert raises_stock(event("StockReleasedFromQuarantine", qty=1))
-    assert raises_stock(event("StockAdjusted", qty=3)) and not raises_stock(event("StockAdjusted", qty=-3))
-    assert raises_stock(event("StockReleased", key="order:shop:O1:1:cancel:WH-E"))  # a cancellation frees stock
-    assert not raises_stock(event("StockReleased", key="order:shop:O1:1:r2:WH-E:release"))  # routing's own move
-    assert not raises_stock(event("StockReserved", qty=1))
+    assert raises_stock(moved("receive"))
+    assert raises_stock(moved("transfer_in"))
+    assert raises_stock(moved("unquarantine"))
+    assert raises_stock(moved("adjust", qty=3)) and not raises_stock(moved("adjust", qty=-3))
+    assert raises_stock(moved("release", key="order:shop:O1:1:cancel:WH-E"))  # a cancellation frees stock
+    assert not raises_stock(moved("release", key="order:shop:O1:1:r2:WH-E:release"))  # routing's own move
+    assert not raises_stock(moved("reserve"))
+    # a movement event written before MovementsRecorded (one per movement, named by kind) is still understood
+    legacy = recorded_movements("StockReceived", {"sku": "A", "location": "WH-E", "qty": 1, "key": "k"})
+    assert [raises_stock(m) for m in legacy] == [True]
+    assert recorded_movements("StockReserved", {"sku": "A", "location": "WH-E", "qty": 1})[0]["kind"] == "reserve"
+    assert recorded_movements("ChannelAvailabilityChanged", {"sku": "A"}) == []
+
+
+def test_a_batch_reoptimises_each_sku_and_location_once(world: World) -> None:
+    world.app.engine.move(Movement(MovementKind.ADJUST, "A", "WH-E", -10, "empty-e", reason="count"))
+    place_ny(world, "N1")
+    world.app.relay.drain()
+    assert location_of(world, "N1") == ["WH-W"]
+    # one transaction, one MovementsRecorded event: two receipts of A at WH-E and a reservation elsewhere
+    world.app.engine.move_batch(
+        [
+            Movement(MovementKind.RECEIVE, "A", "WH-E", 4, "pallet-e1"),
+            Movement(MovementKind.RECEIVE, "A", "WH-E", 6, "pallet-e2"),
+            Movement(MovementKind.RESERVE, "B", "WH-W", 1, "hold-b"),
+        ]
+    )
+    world.app.relay.drain()
+    assert location_of(world, "N1") == ["WH-E"]
+    assert route_causes(world, "N1") == ["placed", "stock:StockReceived"]
+    assert world.app.engine.verify() == []

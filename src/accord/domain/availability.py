@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -131,27 +131,35 @@ class AtsPlan:
     """Evaluates ATS for many channels at once.
 
     Channels that draw on the same set of locations share one pool sum (many channels of a region usually
-    do), and each channel's policy is applied with plain arithmetic. Built once per configuration version.
+    do), and channels of such a set with the same policy share one evaluation of it. Built once per
+    configuration version.
     """
 
     __slots__ = ("_by_location", "_groups")
 
     def __init__(self, channels: Mapping[str, Channel], locations: Mapping[str, Location]) -> None:
-        groups: dict[tuple[str, ...], list[tuple[str, int, int, int | None, int]]] = {}
+        groups: dict[tuple[str, ...], dict[tuple[int, int, int | None, int], list[str]]] = {}
         for ch_id in sorted(channels):
             ch = channels[ch_id]
             locs = tuple(sorted(eligible_locations(ch, locations)))
             p = ch.policy
-            groups.setdefault(locs, []).append((ch_id, p.pool_pct, p.buffer_units, p.max_qty, p.zero_at_or_below))
-        self._groups = [(locs, tuple(chs)) for locs, chs in groups.items()]
+            key = (p.pool_pct, p.buffer_units, p.max_qty, p.zero_at_or_below)
+            groups.setdefault(locs, {}).setdefault(key, []).append(ch_id)
+        # (locations, ((pool_pct, buffer, max_qty, zero_at_or_below, channels), ...)) per set of locations
+        self._groups: list[tuple[tuple[str, ...], tuple[tuple[int, int, int | None, int, tuple[str, ...]], ...]]] = [
+            (locs, tuple((*key, tuple(chs)) for key, chs in by_policy.items())) for locs, by_policy in groups.items()
+        ]
         by_loc: dict[str, list[int]] = {}
         for i, (locs, _) in enumerate(self._groups):
             for loc in locs:
                 by_loc.setdefault(loc, []).append(i)
         self._by_location = {loc: tuple(ix) for loc, ix in by_loc.items()}
 
-    def affected(self, changed_locations: Iterable[str]) -> list[int]:
-        """Indexes of the channel groups whose pool includes any of these locations."""
+    def affected(self, changed_locations: Collection[str]) -> Sequence[int]:
+        """Indexes of the channel groups whose pool includes any of these locations (ascending)."""
+        if len(changed_locations) == 1:
+            for loc in changed_locations:
+                return self._by_location.get(loc, ())
         out: set[int] = set()
         for loc in changed_locations:
             out.update(self._by_location.get(loc, ()))
@@ -167,18 +175,20 @@ class AtsPlan:
         out: list[tuple[str, int]] = []
         get = available.get
         for gi in groups:
-            locs, chans = self._groups[gi]
+            locs, policies = self._groups[gi]
             pool = 0
             for loc in locs:
                 a = get(loc, 0)
                 if a > 0:
                     pool += a
-            for ch_id, pct, buffer, max_qty, zero_at in chans:
-                q = pool if pct == 100 else pool * pct // 100
-                q -= buffer
+            for pct, buffer, max_qty, zero_at, chans in policies:
+                q = (pool if pct == 100 else pool * pct // 100) - buffer
                 if max_qty is not None and q > max_qty:
                     q = max_qty
-                out.append((ch_id, q if q > zero_at else 0))
+                if q <= zero_at:
+                    q = 0
+                for ch_id in chans:
+                    out.append((ch_id, q))
         return out
 
     def changes(
@@ -190,21 +200,21 @@ class AtsPlan:
         get = available.get
         old_get = stored.get
         for gi in groups:
-            locs, chans = self._groups[gi]
+            locs, policies = self._groups[gi]
             pool = 0
             for loc in locs:
                 a = get(loc, 0)
                 if a > 0:
                     pool += a
-            for ch_id, pct, buffer, max_qty, zero_at in chans:
-                q = pool if pct == 100 else pool * pct // 100
-                q -= buffer
+            for pct, buffer, max_qty, zero_at, chans in policies:
+                q = (pool if pct == 100 else pool * pct // 100) - buffer
                 if max_qty is not None and q > max_qty:
                     q = max_qty
                 if q <= zero_at:
                     q = 0
-                old = old_get(ch_id, 0)
-                if old != q:
-                    out.append((ch_id, old, q))
+                for ch_id in chans:
+                    old = old_get(ch_id, 0)
+                    if old != q:
+                        out.append((ch_id, old, q))
         out.sort()
         return out

@@ -7,9 +7,9 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from hashlib import blake2b as _blake2b
 from typing import Any, NamedTuple
 
 from accord.domain.errors import InsufficientStock, InvalidInput
@@ -32,7 +32,8 @@ class MovementKind(StrEnum):
     SCRAP = "scrap"  # damaged / quarantine / on_hand → gone
 
 
-# past-tense event name for each movement kind
+# past-tense name of each movement kind: how causes name it (e.g. an order re-routed on "stock:StockReceived"), and
+# the event type each movement had before one MovementsRecorded event per transaction (see domain.events)
 MOVEMENT_EVENTS: dict[MovementKind, str] = {
     MovementKind.RECEIVE: "StockReceived",
     MovementKind.ADJUST: "StockAdjusted",
@@ -104,21 +105,13 @@ class Movement:
         return out
 
     def fingerprint(self) -> str:
-        """Hash of everything but the key: the same key with another fingerprint is a conflict."""
-        raw = "\x1f".join(
-            (
-                KIND_VALUE[self.kind],
-                self.sku,
-                self.location,
-                str(self.qty),
-                self.to_location or "",
-                self.transfer_id or "",
-                self.reason or "",
-                self.ref or "",
-                self.source_bucket or "",
-            )
+        """Hash of everything but the key: the same key with another fingerprint is a conflict.
+        (The fields joined by U+001F; stored in the ledger, so the format never changes.)"""
+        raw = (
+            f"{KIND_VALUE[self.kind]}\x1f{self.sku}\x1f{self.location}\x1f{self.qty!s}\x1f{self.to_location or ''}"
+            f"\x1f{self.transfer_id or ''}\x1f{self.reason or ''}\x1f{self.ref or ''}\x1f{self.source_bucket or ''}"
         )
-        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+        return _blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
 class Leg(NamedTuple):
@@ -133,8 +126,25 @@ class Plan:
     legs: list[Leg] = field(default_factory=list)
 
 
+# kinds whose only shape rules are a positive whole quantity and a key (the common case, checked first)
+_PLAIN_KINDS = frozenset(
+    {
+        MovementKind.RECEIVE,
+        MovementKind.RESERVE,
+        MovementKind.RELEASE,
+        MovementKind.SHIP,
+        MovementKind.DAMAGE,
+        MovementKind.QUARANTINE,
+        MovementKind.UNQUARANTINE,
+    }
+)
+
+
 def validate(m: Movement) -> None:
     """Shape checks that need no state."""
+    q = m.qty
+    if type(q) is int and q > 0 and m.kind in _PLAIN_KINDS and m.key and len(m.key) <= 200:
+        return
     if not isinstance(m.qty, int) or isinstance(m.qty, bool):
         raise InvalidInput(f"quantity must be a whole number, got {m.qty!r}")
     if not m.key or len(m.key) > 200:

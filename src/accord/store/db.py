@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +59,9 @@ class Tx:
 
     __slots__ = ("_after", "_undo", "backend", "cur", "raw")
 
-    def __init__(self, raw: Any, backend: str) -> None:
+    def __init__(self, raw: Any, backend: str, cur: Any = None) -> None:
         self.raw = raw
-        self.cur = raw.cursor()
+        self.cur = raw.cursor() if cur is None else cur
         self.backend = backend
         self._after: list[Callable[[], None]] | None = None
         self._undo: list[Callable[[], None]] | None = None
@@ -104,6 +104,13 @@ class Tx:
     def many(self, c: Compiled, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.cur.executemany(c.sql, rows)
+
+    def many_counted(self, c: Compiled, rows: Sequence[Sequence[Any]]) -> Any:
+        """``many`` on a cursor of its own, returned: its ``rowcount`` (rows changed, summed over ``rows``) is
+        read once the statement has run (PostgreSQL: after the pipeline it was sent in)."""
+        cur = self.raw.cursor()
+        cur.executemany(c.sql, rows)
+        return cur
 
     def all(self, c: Compiled, params: Sequence[Any] = ()) -> list[Any]:
         self.cur.execute(c.sql, params)
@@ -153,32 +160,25 @@ class Database:
         if conn is None:
             conn = self._new_sqlite_conn()
             self._local.conn = conn
+            self._local.cur = conn.cursor()  # the cursor its write transactions use, one at a time
             with self._lock:
                 self._held.append(conn)
         return conn
 
-    @contextmanager
-    def tx(self) -> Iterator[Tx]:
+    def tx(self) -> AbstractContextManager[Tx]:
         """A write transaction: whole or nothing. SQLite takes the write lock up front (BEGIN IMMEDIATE)."""
         if self.backend == "sqlite":
-            conn = self._sqlite_conn()
-            if conn.in_transaction:
-                raise RuntimeError("nested write transaction on one thread")
-            tx = Tx(conn, self.backend)
-            tx.cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield tx
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                tx._rolled_back()
-                raise
-            ckpt = self._checkpointer
-            if ckpt is None:
-                ckpt = self._start_checkpointer()
-            ckpt.commits += 1
-            tx._committed()
-            return
+            return _SqliteWriteTx(self)
+        return self._pg_tx()
+
+    def _committed_sqlite(self) -> None:
+        ckpt = self._checkpointer
+        if ckpt is None:
+            ckpt = self._start_checkpointer()
+        ckpt.commits += 1
+
+    @contextmanager
+    def _pg_tx(self) -> Iterator[Tx]:
         raw = self.engine.raw_connection()
         try:
             tx = Tx(raw, self.backend)
@@ -287,6 +287,41 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     cur.close()
+
+
+class _SqliteWriteTx:
+    """``Database.tx`` on SQLite, as a plain context manager (it runs around every movement: no generator, and the
+    thread's connection keeps one cursor for its write transactions)."""
+
+    __slots__ = ("_conn", "_db", "_tx")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __enter__(self) -> Tx:
+        db = self._db
+        conn = db._sqlite_conn()
+        if conn.in_transaction:
+            raise RuntimeError("nested write transaction on one thread")
+        tx = Tx(conn, "sqlite", db._local.cur)
+        tx.cur.execute("BEGIN IMMEDIATE")
+        self._conn, self._tx = conn, tx
+        return tx
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        conn, tx = self._conn, self._tx
+        if exc_type is None:
+            try:
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                tx._rolled_back()
+                raise
+            self._db._committed_sqlite()
+            tx._committed()
+            return
+        conn.rollback()
+        tx._rolled_back()
 
 
 class Checkpointer:

@@ -125,14 +125,18 @@ transfers = sa.Table(
     sa.CheckConstraint("qty_received >= 0 AND qty_received <= qty_shipped", name="received_le_shipped"),
 )
 
-# available-to-sell of one SKU on every channel, packed as a JSON object {channel: qty} (missing = 0).
-# One row per SKU keeps a movement that changes 12 channels at one row write instead of 12.
+# one packed row per SKU, what the movement write path reads and writes (migration 0013):
+# ``ats``: available-to-sell on every channel, a JSON object {channel: qty} (missing = 0); one row per SKU keeps a
+# movement that changes 12 channels at one row write instead of 12.
+# ``balances``: a copy of the SKU's ``balances`` rows, {location: [on_hand, committed, in_transit, damaged,
+# quarantine]}, written in the same transaction, so a movement reads one row instead of one per location.
 sku_ats = sa.Table(
     "sku_ats",
     metadata,
     sa.Column("sku_id", ID, primary_key=True),
     sa.Column("ats", sa.Text, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("balances", sa.Text, nullable=False, server_default="{}"),
     sqlite_with_rowid=False,
 )
 

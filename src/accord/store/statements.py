@@ -41,23 +41,27 @@ def _params(*names: str) -> dict[str, Any]:
     return {n: sa.bindparam(n) for n in names}
 
 
-# tags of the rows the combined ``load`` statement returns
-LOAD_VERSION, LOAD_KEY, LOAD_BALANCE, LOAD_ATS = 0, 1, 2, 3
+# tags of the rows the combined ``load`` statement returns: (tag, version, text, text, text)
+#   LOAD_VERSION: (0, config version, NULL, NULL, NULL)
+#   LOAD_KEY:     (1, NULL, idempotency key, fingerprint, NULL)
+#   LOAD_STATE:   (2, NULL, sku, packed ATS JSON, packed balances JSON)  (``sku_ats``)
+LOAD_VERSION, LOAD_KEY, LOAD_STATE = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class Statements:
-    load: Compiled  # config version + prior keys + balances + ATS of the SKUs, in one round trip
+    load: Compiled  # config version + prior keys + packed state (ATS and balances) of the SKUs, in one round trip
     load_one: Compiled  # the same for one movement (point lookups instead of list parameters)
     skus_existing: Compiled
     skus_lock: Compiled | None
     ledger_by_keys: Compiled
     balances_for_skus: Compiled
-    ats_for_skus: Compiled
+    ats_for_skus: Compiled  # packed ATS and balances of a list of SKUs
     transfers_by_ids: Compiled
     insert_ledger: Compiled
-    upsert_balance: Compiled
-    upsert_ats: Compiled
+    insert_balance: Compiled  # a SKU × location's first balance row
+    add_balance: Compiled  # adds bucket deltas to an existing balance row (params: 5 deltas, updated_at, sku, loc)
+    upsert_state: Compiled  # the packed ATS and balances of a SKU (movements)
     insert_outbox: Compiled
     insert_transfer: Compiled
     update_transfer: Compiled
@@ -88,41 +92,34 @@ def build(db: Database) -> Statements:
     b = t.balances
     lit = sa.literal_column
     num: Any = sa.cast(sa.null(), sa.BigInteger)
-    txt: Any = sa.cast(sa.null(), sa.String)
-    version_q = sa.select(lit(str(LOAD_VERSION)), t.meta.c.value, txt, txt, num, num, num, num).where(
-        t.meta.c.key == CONFIG_VERSION
-    )
-    keys_q = sa.select(lit(str(LOAD_KEY)), num, t.ledger.c.idem_key, t.ledger.c.fingerprint, num, num, num, num).where(
-        t.ledger.c.leg == sa.literal_column("0"), in_list(t.ledger.c.idem_key, "keys")
-    )
-    bal_q = sa.select(
-        lit(str(LOAD_BALANCE)),
-        b.c.on_hand,
-        b.c.sku_id,
-        b.c.location_id,
-        b.c.committed,
-        b.c.in_transit,
-        b.c.damaged,
-        b.c.quarantine,
-    ).where(in_list(b.c.sku_id, "ids"))
+    txt: Any = sa.cast(sa.null(), sa.Text)
     a = t.sku_ats
-    ats_q = sa.select(lit(str(LOAD_ATS)), num, a.c.sku_id, a.c.ats, num, num, num, num).where(
-        in_list(a.c.sku_id, "ids2")
+    version_q = sa.select(lit(str(LOAD_VERSION)), t.meta.c.value, txt, txt, txt).where(t.meta.c.key == CONFIG_VERSION)
+    leg0 = t.ledger.c.leg == sa.literal_column("0")  # the first leg carries a movement's key and fingerprint
+    lg = t.ledger
+    key_cols: tuple[Any, ...] = (
+        lit(str(LOAD_KEY)),
+        num,
+        sa.cast(lg.c.idem_key, sa.Text),
+        sa.cast(lg.c.fingerprint, sa.Text),
     )
-    load = sa.union_all(version_q, keys_q, bal_q, ats_q)
-    b1: Any = sa.bindparam("sku")
-    k1: Any = sa.bindparam("key")
+    state_cols: tuple[Any, ...] = (lit(str(LOAD_STATE)), num, sa.cast(a.c.sku_id, sa.Text), a.c.ats, a.c.balances)
+    load = sa.union_all(
+        version_q,
+        sa.select(*key_cols, txt).where(leg0, in_list(t.ledger.c.idem_key, "keys")),
+        sa.select(*state_cols).where(in_list(a.c.sku_id, "ids")),
+    )
     load_one = sa.union_all(
         version_q,
-        sa.select(lit(str(LOAD_KEY)), num, t.ledger.c.idem_key, t.ledger.c.fingerprint, num, num, num, num).where(
-            t.ledger.c.idem_key == k1, t.ledger.c.leg == sa.literal_column("0")
-        ),
-        sa.select(
-            lit(str(LOAD_BALANCE)), b.c.on_hand, b.c.sku_id, b.c.location_id, b.c.committed, b.c.in_transit,
-            b.c.damaged, b.c.quarantine,
-        ).where(b.c.sku_id == b1),
-        sa.select(lit(str(LOAD_ATS)), num, a.c.sku_id, a.c.ats, num, num, num, num).where(a.c.sku_id == b1),
-    )  # fmt: skip
+        sa.select(*key_cols, txt).where(t.ledger.c.idem_key == sa.bindparam("key"), leg0),
+        sa.select(*state_cols).where(a.c.sku_id == sa.bindparam("sku")),
+    )
+    # relative: the CHECK constraint judges the row as stored, and the row stays the sum of its ledger legs
+    add_balance = (
+        sa.update(b)
+        .where(b.c.sku_id == sa.bindparam("sku"), b.c.location_id == sa.bindparam("loc"))
+        .values({c: b.c[c] + sa.bindparam(f"d_{c}") for c in BUCKET_COLS} | {"updated_at": sa.bindparam("at")})
+    )
     return Statements(
         load=c(load),
         load_one=c(load_one),
@@ -136,7 +133,11 @@ def build(db: Database) -> Statements:
         balances_for_skus=c(
             sa.select(b.c.sku_id, b.c.location_id, *(b.c[n] for n in BUCKET_COLS)).where(in_list(b.c.sku_id, "ids"))
         ),
-        ats_for_skus=c(sa.select(t.sku_ats.c.sku_id, t.sku_ats.c.ats).where(in_list(t.sku_ats.c.sku_id, "ids"))),
+        ats_for_skus=c(
+            sa.select(t.sku_ats.c.sku_id, t.sku_ats.c.ats, t.sku_ats.c.balances).where(
+                in_list(t.sku_ats.c.sku_id, "ids")
+            )
+        ),
         transfers_by_ids=c(
             sa.select(
                 t.transfers.c.id,
@@ -147,8 +148,9 @@ def build(db: Database) -> Statements:
             ).where(in_list(t.transfers.c.id, "ids"))
         ),
         insert_ledger=c(sa.insert(t.ledger).values(_params(*LEDGER_COLS))),
-        upsert_balance=c(upsert(b, ("sku_id", "location_id"), (*BUCKET_COLS, "updated_at"))),
-        upsert_ats=c(upsert(t.sku_ats, ("sku_id",), ("ats", "updated_at"))),
+        insert_balance=c(sa.insert(b).values(_params("sku_id", "location_id", *BUCKET_COLS, "updated_at"))),
+        add_balance=c(add_balance),
+        upsert_state=c(upsert(t.sku_ats, ("sku_id",), ("ats", "balances", "updated_at"))),
         insert_outbox=c(sa.insert(t.outbox).values(_params(*OUTBOX_COLS))),
         insert_transfer=c(
             sa.insert(t.transfers).values(
