@@ -235,6 +235,11 @@ def bench_sync(
     )
     for k in keys:
         out.print(f"{k}: {result[k]}")
+    for o in result.get("oversold_detail") or []:  # the full timeline is in --json
+        out.print(
+            f"oversold: {o['channel']} ({o['dialect']}) {o['sku']} x{o['qty']} at {o['sold_at_ms']} ms: "
+            f"the channel showed {o['channel_showed']}, true ATS {o['true_ats']}"
+        )
     out.print(f"goals: {result['goals']}")
     out.print(f"baseline_mode: {result['baseline_mode']}")
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from accord.connectors.base import ItemResult, ItemStatus, QuantitySnapshot, QuantityUpdate
 from accord.sync.bench import (
+    OrderRecord,
     SaleConfig,
+    SaleJournal,
     calls_min,
     changed_keys,
     converge_bound_s,
@@ -17,7 +22,9 @@ from accord.sync.bench import (
     sale_schedule,
     sku_ids,
     stock_plan,
+    wall_ms,
 )
+from accord.sync.orders import CANCELLED
 from accord.sync.world import demo_world
 
 
@@ -82,3 +89,50 @@ def test_baseline_on_the_virtual_clock_is_deterministic(tmp_path: Path) -> None:
     placed = sum(first["baseline_15m_orders_by_status"].values())
     assert 0 < placed <= len(schedule)
     assert 0 <= first["baseline_sync_phase_s"] < cfg.baseline_interval_s
+
+
+def test_oversold_detail_explains_each_cancelled_order() -> None:
+    """Each order Accord had to cancel comes with what the channel showed vs the true ATS, the writes and
+    read-backs for that (channel, SKU) and the orders on the SKU before it (ms since the sale started)."""
+
+    class Conn:
+        async def set_quantities(self, items: Sequence[QuantityUpdate]) -> list[ItemResult]:
+            return [ItemResult(u.sku, ItemStatus.OK) for u in items]
+
+        async def get_quantities(self, skus: Sequence[str]) -> list[QuantitySnapshot]:
+            return [QuantitySnapshot(s, 1) for s in skus]
+
+    journal = SaleJournal()
+    conn = Conn()
+    journal.wrap({"shop": conn})  # type: ignore[dict-item]
+    asyncio.run(conn.set_quantities([QuantityUpdate("A", 0, expected_qty=2)]))
+    asyncio.run(conn.get_quantities(["A"]))
+    t0 = wall_ms()  # the sale starts after those calls
+    journal.orders += [
+        OrderRecord("eb", "o1", "A", 2, t0 + 100, 2, 0, t0 + 110, "reserved", {"shop": 2, "eb": 2}, {"shop": 0}),
+        OrderRecord("shop", "o2", "A", 1, t0 + 300, 2, t0 + 50, t0 + 310, CANCELLED, {"shop": 0}, {"shop": 0}),
+        OrderRecord("shop", "o3", "B", 1, t0 + 400, 5, 0, t0 + 410, "reserved", {"shop": 5}, {"shop": 4}),
+    ]
+    journal.relayed_ms["o1"] = t0 + 120
+    (d,) = journal.oversold_detail(t0, {"shop": "shopify", "eb": "ebay"})
+    assert {k: d[k] for k in ("channel", "dialect", "sku", "qty", "sold_at_ms", "channel_showed", "true_ats")} == {
+        "channel": "shop",
+        "dialect": "shopify",
+        "sku": "A",
+        "qty": 1,
+        "sold_at_ms": 300,
+        "channel_showed": 2,
+        "true_ats": 0,
+    }
+    assert d["listing_written_at_ms"] == 50 and d["ingested_at_ms"] == 310
+    assert d["ats_dropped_by"] == {"channel": "eb", "order_id": "o1", "sold_at_ms": 100}
+    assert d["accord_knew_for_ms"] == 300 - 120  # the value the channel needed was written 180 ms before the sale
+    assert [(p["kind"], p["qty"], p["expected_qty"], p["result"]) for p in d["last_pushes"]] == [
+        ("write", 0, 2, "ok"),
+        ("read", 1, None, "ok"),
+    ]
+    assert [(c["kind"], c["keys"]) for c in d["channel_calls_before_sale"]] == [("write", 1), ("read", 1)]
+    (before,) = d["orders_on_sku_before"]
+    assert before["channel"] == "eb" and before["desired_written_at_ms"] == 120
+    assert (before["ats_here_before"], before["ats_here_after"]) == (2, 0)
+    assert SaleJournal().oversold_detail(t0, {}) == []

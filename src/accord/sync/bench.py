@@ -38,6 +38,14 @@ channel's call rate (batched), plus one second. The backlog is the larger of the
 channel's figure, which Accord cannot know without reading it back, so some queued sends are redundant).
 Latency samples: the worker times each acknowledged value from the commit of the oldest unsent change, or, for a
 critical one, from the commit that made it critical. Nothing here is asserted by tests; timings depend on the machine.
+
+Explanations: ``oversold_detail`` (empty when none) describes each oversold order — channel, dialect, SKU, when it
+sold, what the channel showed vs the true ATS, which order took the stock and ``accord_knew_for_ms`` (how long before
+the sale Accord had written the value the channel needed; <= 0: the sale came first, no sync could have prevented it),
+the writes and read-backs of that (channel, SKU), the orders on the SKU before it and the channel's calls at the time.
+``unconverged_detail`` describes the keys a channel still showed wrongly when the bench stopped waiting (with Accord's
+desired state for each). ``buyers_late_p99_ms`` / ``buyers_late_max_ms``: how late the bench's own loop placed buyer
+attempts (a starved host bunches attempts that were due apart). Per channel, ``critical_p50_ms`` / ``critical_p99_ms``.
 """
 
 from __future__ import annotations
@@ -53,7 +61,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +80,15 @@ from accord.app.engine import Engine
 from accord.app.ports import ManualClock, SystemClock
 from accord.app.relay import Relay
 from accord.bootstrap import App, build_app
-from accord.connectors.base import ChannelOrder, OrderLine, limits_for
+from accord.connectors.base import (
+    ChannelOrder,
+    Connector,
+    ItemResult,
+    OrderLine,
+    QuantitySnapshot,
+    QuantityUpdate,
+    limits_for,
+)
 from accord.domain.catalog import Sku
 from accord.domain.ledger import Movement, MovementKind
 from accord.sandbox.app import Sandbox, channel_config, create_app, sandbox_of
@@ -80,6 +97,7 @@ from accord.sandbox.server import free_port
 from accord.settings import Settings
 from accord.store import schema as t
 from accord.store import sync_tables as st
+from accord.store.db import Tx
 from accord.sync.orders import CANCELLED, OrderIngestor
 from accord.sync.store import SyncStore
 from accord.sync.subscriber import SyncSubscriber
@@ -98,6 +116,7 @@ CHECK_EVERY_S = 0.1
 TARGET_EVERY_S = 1.0  # after the sale: how often the ATS the channels must show is re-read and handed over
 SANDBOX_START_S = 60.0
 CONVERGE_SLACK_S = 1.0
+UNCONVERGED_KEYS = 20  # per channel that did not converge: keys described in ``unconverged_detail``
 WORKER_IDLE_S = 0.05  # a channel's longest sleep with keys pending elsewhere; enqueues wake it at once
 
 
@@ -231,6 +250,214 @@ def oversold(ingestor: OrderIngestor) -> tuple[int, int, dict[str, int]]:
     return units, n, dict(sorted(by_status.items()))
 
 
+# ------------------------------------------------------------------------------------------------ oversold detail
+
+
+def wall_ms() -> int:
+    """Wall-clock milliseconds: the engine (SystemClock) and the sandbox process stamp times with the same clock."""
+    return time.time_ns() // 1_000_000
+
+
+SetQuantities = Callable[[Sequence[QuantityUpdate]], Coroutine[Any, Any, list[ItemResult]]]
+GetQuantities = Callable[[Sequence[str]], Coroutine[Any, Any, list[QuantitySnapshot]]]
+
+
+@dataclass(frozen=True, slots=True)
+class PushRecord:
+    """One quantity call Accord made for a key, as the bench saw it leave and its result come back: a write (the
+    value sent) or a read-back (the value the channel returned)."""
+
+    kind: str  # "write" | "read"
+    sent_ms: int
+    done_ms: int
+    qty: int | None
+    expected_qty: int | None
+    batch: int  # keys in the connector call
+    result: str  # "ok" or "<status>:<reason>"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One order of the real-time sale: placed on the channel by a buyer, then ingested by Accord."""
+
+    channel: str
+    order_id: str
+    sku: str
+    qty: int
+    placed_ms: int
+    shown_qty: int  # what the listing showed the buyer
+    written_ms: int  # when a write last set the listing (0: no write since the sandbox started)
+    ingested_ms: int  # the ingesting transaction's work done (committed just after, with its batch)
+    status: str
+    ats_before: Mapping[str, int]  # Accord's ATS per channel for the SKU just before ingestion (every earlier order in)
+    ats_after: Mapping[str, int]
+    # a cancelled order: the channel's last calls sent before the sale, as [kind, keys, sent_ms, done_ms (0: out)]
+    calls_before: Sequence[list[Any]] = ()
+
+
+@dataclass
+class SaleJournal:
+    """What the real-time sale did, kept to explain an oversold unit: every order with Accord's ATS around it, and
+    the last quantity writes per (channel, SKU) with their timing and result (wall clock, bounded)."""
+
+    pushes_per_key: int = 8
+    calls_per_channel: int = 64
+    orders: list[OrderRecord] = field(default_factory=list)
+    pushes: dict[tuple[str, str], deque[PushRecord]] = field(default_factory=dict)
+    # per channel, its last quantity calls as [kind, keys, sent_ms, done_ms] (done 0 while the call is out; filled
+    # in when it returns): what the channel was busy with when a sale oversold (copied then, see ``calls_until``)
+    calls: dict[str, deque[list[Any]]] = field(default_factory=dict)
+    relayed_ms: dict[str, int] = field(default_factory=dict)  # order id → desired state written (relay drained)
+
+    def record_push(self, channel: str, sku: str, rec: PushRecord) -> None:
+        q = self.pushes.get((channel, sku))
+        if q is None:
+            q = self.pushes[(channel, sku)] = deque(maxlen=self.pushes_per_key)
+        q.append(rec)
+
+    def record_call(self, channel: str, kind: str, keys: int, sent_ms: int) -> list[Any]:
+        """A call leaves: its entry, whose ``done_ms`` (index 3) the caller sets when it returns."""
+        q = self.calls.get(channel)
+        if q is None:
+            q = self.calls[channel] = deque(maxlen=self.calls_per_channel)
+        entry: list[Any] = [kind, keys, sent_ms, 0]
+        q.append(entry)
+        return entry
+
+    def calls_until(self, channel: str, until_ms: int, n: int = 8) -> list[list[Any]]:
+        """The channel's last ``n`` calls sent by ``until_ms`` (the entries themselves: one still out completes).
+        Safe from another thread: copying a deque holds the GIL throughout."""
+        return [c for c in tuple(self.calls.get(channel, ())) if c[2] <= until_ms][-n:]
+
+    def wrap(self, conns: Mapping[str, Connector]) -> None:
+        """Record every quantity write and read-back the worker makes through ``conns`` (the objects are patched)."""
+        for ch, conn in conns.items():
+            setattr(conn, "set_quantities", self._writes(ch, conn.set_quantities))  # noqa: B010 (patch the object)
+            setattr(conn, "get_quantities", self._reads(ch, conn.get_quantities))  # noqa: B010
+
+    def _writes(self, channel: str, inner: SetQuantities) -> SetQuantities:
+        async def set_quantities(items: Sequence[QuantityUpdate]) -> list[ItemResult]:
+            sent, n = wall_ms(), len(items)
+            call = self.record_call(channel, "write", n, sent)
+            try:
+                results = await inner(items)
+            except Exception as exc:
+                done = call[3] = wall_ms()
+                for u in items:
+                    rec = PushRecord("write", sent, done, u.qty, u.expected_qty, n, f"raised:{exc!r}")
+                    self.record_push(channel, u.sku, rec)
+                raise
+            done = call[3] = wall_ms()
+            by_sku = {r.sku: r for r in results}
+            for u in items:
+                r = by_sku.get(u.sku)
+                result = "missing" if r is None else "ok" if r.ok else f"{r.status.value}:{r.reason}"
+                self.record_push(channel, u.sku, PushRecord("write", sent, done, u.qty, u.expected_qty, n, result))
+            return results
+
+        return set_quantities
+
+    def _reads(self, channel: str, inner: GetQuantities) -> GetQuantities:
+        async def get_quantities(skus: Sequence[str]) -> list[QuantitySnapshot]:
+            sent, n = wall_ms(), len(skus)
+            call = self.record_call(channel, "read", n, sent)
+            try:
+                snaps = await inner(skus)
+            except Exception as exc:
+                done = call[3] = wall_ms()
+                for sku in skus:
+                    self.record_push(channel, sku, PushRecord("read", sent, done, None, None, n, f"raised:{exc!r}"))
+                raise
+            done = call[3] = wall_ms()
+            for snap in snaps:
+                self.record_push(channel, snap.sku, PushRecord("read", sent, done, snap.qty, None, n, "ok"))
+            return snaps
+
+        return get_quantities
+
+    def key_calls(self, channel: str, sku: str, t0_ms: int) -> list[dict[str, Any]]:
+        """The last writes and read-backs of one (channel, SKU), times in ms since ``t0_ms``."""
+        return [
+            {
+                "kind": p.kind,
+                "qty": p.qty,
+                "batch": p.batch,
+                "expected_qty": p.expected_qty,
+                "sent_at_ms": p.sent_ms - t0_ms,
+                "done_at_ms": p.done_ms - t0_ms,
+                "result": p.result,
+            }
+            for p in self.pushes.get((channel, sku), ())
+        ]
+
+    def oversold_detail(self, t0_ms: int, dialects: Mapping[str, str], recent: int = 8) -> list[dict[str, Any]]:
+        """Every order Accord had to cancel: when it sold, what the channel showed vs the true ATS, which order took
+        the stock and how long Accord had known it (``accord_knew_for_ms``: from the desired value being written to
+        this sale; <= 0 or None: the sale came first), the writes and read-backs that had set the listing, the orders
+        on that SKU just before it, and the channel's last calls before the sale (what it was busy with). Times in
+        ms since the sale started."""
+
+        def rel(ms: int) -> int | None:
+            return ms - t0_ms if ms > 0 else None
+
+        out: list[dict[str, Any]] = []
+        for i, o in enumerate(self.orders):
+            if o.status != CANCELLED:
+                continue
+            same_sku = [x for x in self.orders[:i] if x.sku == o.sku]
+            before = same_sku[-recent:]
+            busy = o.calls_before or self.calls_until(o.channel, o.placed_ms, recent)
+            # the order that took this channel's ATS below this order's quantity, and how long before this sale Accord
+            # had written the value the channel needed (<= 0: the sale came first; no sync could have prevented it)
+            drop = next(
+                (
+                    x
+                    for x in reversed(same_sku)
+                    if x.ats_before.get(o.channel, 0) >= o.qty > x.ats_after.get(o.channel, 0)
+                ),
+                None,
+            )
+            known_ms = self.relayed_ms.get(drop.order_id, 0) if drop is not None else 0
+            out.append(
+                {
+                    "channel": o.channel,
+                    "dialect": dialects.get(o.channel),
+                    "sku": o.sku,
+                    "order_id": o.order_id,
+                    "qty": o.qty,
+                    "sold_at_ms": rel(o.placed_ms),
+                    "channel_showed": o.shown_qty,
+                    "true_ats": o.ats_before.get(o.channel),
+                    "listing_written_at_ms": rel(o.written_ms),
+                    "ingested_at_ms": rel(o.ingested_ms),
+                    "ats_dropped_by": None
+                    if drop is None
+                    else {"channel": drop.channel, "order_id": drop.order_id, "sold_at_ms": rel(drop.placed_ms)},
+                    "accord_knew_for_ms": o.placed_ms - known_ms if known_ms else None,
+                    "last_pushes": self.key_calls(o.channel, o.sku, t0_ms),
+                    "orders_on_sku_before": [
+                        {
+                            "channel": x.channel,
+                            "qty": x.qty,
+                            "sold_at_ms": rel(x.placed_ms),
+                            "channel_showed": x.shown_qty,
+                            "status": x.status,
+                            "ingested_at_ms": rel(x.ingested_ms),
+                            "desired_written_at_ms": rel(self.relayed_ms.get(x.order_id, 0)),
+                            "ats_here_before": x.ats_before.get(o.channel),
+                            "ats_here_after": x.ats_after.get(o.channel),
+                        }
+                        for x in before
+                    ],
+                    "channel_calls_before_sale": [
+                        {"kind": kind, "keys": keys, "sent_at_ms": rel(sent), "done_at_ms": rel(done)}
+                        for kind, keys, sent, done in busy
+                    ],
+                }
+            )
+        return out
+
+
 def _prepare(url: str, cfg: SaleConfig, clock: ManualClock | None) -> tuple[App, World]:
     app = build_app(Settings(), database_url=url, clock=clock, migrate=True, sync=False)
     world = build_world(app.engine)
@@ -254,10 +481,14 @@ def _specs(world: World, ats: Mapping[str, Mapping[str, int]], skus: Sequence[st
 def _add_bench_routes(app: FastAPI, sandbox: Sandbox) -> None:
     """The bench's own routes, on the sandbox's event loop (no races with the dialects):
 
-    * ``POST /_bench/buy [[channel, sku, qty], ...]``: buyers; the placed orders come back.
+    * ``POST /_bench/buy [[channel, sku, qty], ...]``: buyers; the placed orders come back, each with the quantity
+      the listing showed and when a write last set the listing (``[channel, order, sku, qty, created_ms, shown,
+      written_ms]``).
     * ``PUT /_bench/target {channel: {sku: qty}}``: what every channel must show (Accord's ATS).
     * ``POST /_bench/mismatches [channel, ...]``: per channel, listings that differ from the target (counted here,
       so the check costs the bench one small request, not a copy of every listing).
+    * ``POST /_bench/mismatch_keys [channel, ...]``: per channel, the first listings that differ from the target
+      (``[sku, shown, target]``): what a channel that did not converge still shows wrongly.
     * ``GET /_bench/calls``: ``[[channel, status], ...]`` of every call the channels received."""
     target: dict[str, dict[str, int]] = {}
 
@@ -266,7 +497,8 @@ def _add_bench_routes(app: FastAPI, sandbox: Sandbox) -> None:
         for channel, sku, qty in json.loads(await request.body()):
             o = sandbox.place_order(str(channel), str(sku), int(qty))
             if o is not None:
-                placed.append([o.channel_id, o.order_id, o.sku, o.qty, o.created_ms])
+                written_ms = sandbox.channel(o.channel_id).listings[o.sku].updated_ms
+                placed.append([o.channel_id, o.order_id, o.sku, o.qty, o.created_ms, o.shown_qty, written_ms])
         return JSONResponse({"placed": placed})
 
     async def put_target(request: Request) -> JSONResponse:
@@ -281,6 +513,14 @@ def _add_bench_routes(app: FastAPI, sandbox: Sandbox) -> None:
             out[ch] = sum(1 for sku, li in sandbox.channel(ch).listings.items() if li.qty != want.get(sku, 0))
         return JSONResponse(out)
 
+    async def mismatch_keys(request: Request) -> JSONResponse:
+        out: dict[str, list[list[Any]]] = {}
+        for ch in json.loads(await request.body()):
+            want = target.get(ch, {})
+            rows = [[sku, li.qty, want.get(sku, 0)] for sku, li in sorted(sandbox.channel(ch).listings.items())]
+            out[ch] = [r for r in rows if r[1] != r[2]][:UNCONVERGED_KEYS]
+        return JSONResponse(out)
+
     async def calls(request: Request) -> JSONResponse:
         return JSONResponse([[c.channel, c.status] for c in sandbox.calls() if c.channel in sandbox.channels])
 
@@ -288,6 +528,7 @@ def _add_bench_routes(app: FastAPI, sandbox: Sandbox) -> None:
         ("/_bench/buy", buy, "POST"),
         ("/_bench/target", put_target, "PUT"),
         ("/_bench/mismatches", mismatches, "POST"),
+        ("/_bench/mismatch_keys", mismatch_keys, "POST"),
         ("/_bench/calls", calls, "GET"),
     ):
         app.add_api_route(path, fn, methods=[method])
@@ -373,6 +614,11 @@ class RealtimeResult:
     converged_after_end_s: dict[str, float | None] = field(default_factory=dict)
     sale_s: float = 0.0
     changes: dict[str, int] = field(default_factory=dict)
+    journal: SaleJournal = field(default_factory=SaleJournal)
+    critical_by_channel: dict[str, list[int]] = field(default_factory=dict)
+    unconverged: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)  # channel → (sku, shown, want)
+    buyers_late_ms: list[int] = field(default_factory=list)  # per attempt: how late the bench's loop placed it
+    t0_wall_ms: int = 0
 
 
 Tick = Callable[[str, float], None]
@@ -408,22 +654,50 @@ async def _realtime(
     ingestor = OrderIngestor(app.engine)
     channels = sorted(channels)
     versions_before = _versions(app)
+    journal = res.journal
+    q_ats = app.db.compile(sa.select(t.sku_ats.c.ats).where(t.sku_ats.c.sku_id == sa.bindparam("sku")))
+
+    def ats_of(tx: Tx, sku: str) -> dict[str, int]:
+        row = tx.one(q_ats, (sku,))
+        return {str(k): int(v) for k, v in json.loads(row[0]).items()} if row is not None else {}
 
     def ingest(placed: list[list[Any]]) -> None:
         with app.db.tx() as tx:
-            for ch, oid, sku, qty, created_ms in placed:
-                ingestor.ingest(tx, str(ch), order_of(str(oid), str(sku), int(qty), int(created_ms)), "webhook")
+            for ch, oid, sku, qty, created_ms, shown, written_ms in placed:
+                before = ats_of(tx, str(sku))
+                got = ingestor.ingest(tx, str(ch), order_of(str(oid), str(sku), int(qty), int(created_ms)), "webhook")
+                journal.orders.append(
+                    OrderRecord(
+                        str(ch),
+                        str(oid),
+                        str(sku),
+                        int(qty),
+                        int(created_ms),
+                        int(shown),
+                        int(written_ms),
+                        wall_ms(),
+                        got.status,
+                        before,
+                        ats_of(tx, str(sku)),
+                        journal.calls_until(str(ch), int(created_ms)) if got.status == CANCELLED else (),
+                    )
+                )
         relay.drain()
+        done = wall_ms()
+        for _ch, oid, *_ in placed:
+            journal.relayed_ms[str(oid)] = done
 
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
         conns = build_connectors(store.endpoints(), client, app.engine.clock)
+        journal.wrap(conns)
         worker = SyncWorker(store, conns, app.engine.clock, WorkerOptions(), ingestor)
         stop = asyncio.Event()
         totals = StepReport()
         # every channel on its own loop, woken by the subscriber's enqueues (same process), as `accord serve` runs it
         task = asyncio.create_task(worker.serve(stop, idle_s=WORKER_IDLE_S, total=totals))
         t0 = time.monotonic()
+        res.t0_wall_ms = wall_ms()
         i = 0
         try:
             while i < len(schedule):
@@ -436,6 +710,7 @@ async def _realtime(
                 if not due:
                     await asyncio.sleep(min(0.02, max(0.0, (schedule[i].at_ms - elapsed_ms) / 1000)))
                     continue
+                res.buyers_late_ms.extend(int(elapsed_ms) - a.at_ms for a in due)
                 r = await client.post(f"{base_url}/_bench/buy", json=[[a.channel, a.sku, a.qty] for a in due])
                 r.raise_for_status()
                 placed = r.json()["placed"]
@@ -466,15 +741,56 @@ async def _realtime(
                     if n == 0:
                         res.converged_after_end_s[ch] = now_s
                         left.discard(ch)
+            if left:
+                r = await client.post(f"{base_url}/_bench/mismatch_keys", json=sorted(left))
+                r.raise_for_status()
+                res.unconverged = {str(ch): [(str(k), int(a), int(b)) for k, a, b in v] for ch, v in r.json().items()}
         finally:
             stop.set()
             await task
             res.worker_calls, res.worker_429 = totals.calls, totals.http_429
     for s in worker.samples:
         (res.critical_ms if s.klass == "critical" else res.other_ms).append(s.latency_ms)
+        if s.klass == "critical":
+            res.critical_by_channel.setdefault(s.channel, []).append(s.latency_ms)
     after = _versions(app)
     res.changes = {ch: after.get(ch, 0) - versions_before.get(ch, 0) for ch in channels}
     return res
+
+
+def _unconverged_detail(app: App, res: RealtimeResult) -> list[dict[str, Any]]:
+    """Keys a channel still showed wrongly when the bench stopped waiting: what it showed and should show, Accord's
+    desired state for the key, and the last calls for it (ms since the sale started)."""
+    d = st.sync_desired
+    cols = (d.c.value, d.c.version, d.c.acked_version, d.c.acked_value, d.c.dead, d.c.attempts, d.c.last_error)
+    out: list[dict[str, Any]] = []
+    with app.db.engine.connect() as conn:
+        for ch, keys in sorted(res.unconverged.items()):
+            for sku, shown, want in keys:
+                where = (d.c.channel_id == ch, d.c.sku_id == sku, d.c.field == "quantity")
+                row = conn.execute(sa.select(*cols).where(*where)).first()
+                out.append(
+                    {
+                        "channel": ch,
+                        "sku": sku,
+                        "channel_shows": shown,
+                        "ats": want,
+                        "desired": None
+                        if row is None
+                        else {
+                            "value": json.loads(row[0]),
+                            "version": int(row[1]),
+                            "acked_version": int(row[2]),
+                            "acked_value": None if row[3] is None else json.loads(row[3]),
+                            "dead": bool(row[4]),
+                            "attempts": int(row[5]),
+                            "last_error": row[6],
+                        },
+                        "last_calls": res.journal.key_calls(ch, sku, res.t0_wall_ms),
+                    }
+                )
+        conn.rollback()
+    return out
 
 
 def _mark_in_sync(app: App, now_ms: int) -> None:
@@ -524,6 +840,8 @@ def run_realtime(
                 "http_429": sum(1 for c, status in calls if c == ch and status == 429),
                 "behind_at_sale_end": res.behind_at_end.get(ch, 0),
                 "queued_at_sale_end": queued,
+                "critical_p50_ms": percentile(res.critical_by_channel.get(ch, []), 0.5),
+                "critical_p99_ms": percentile(res.critical_by_channel.get(ch, []), 0.99),
                 "converged_s": conv,
                 "bound_s": bound,
                 "within_bound": conv is not None and conv <= bound,
@@ -546,12 +864,18 @@ def run_realtime(
             "oversold_orders": orders_n,
             "orders_attempted": len(schedule),
             "orders_placed": res.orders_placed,
+            # the bench's own loop places buyers; when the host starves it, attempts due apart go out together
+            # (an oversold order with accord_knew_for_ms <= 0 sold before Accord could know of the first sale)
+            "buyers_late_p99_ms": percentile(res.buyers_late_ms, 0.99),
+            "buyers_late_max_ms": max(res.buyers_late_ms, default=None),
             "orders_by_status": by_status,
             "sale_s": round(res.sale_s, 3),
             "converged_s": max(converged, default=0.0) if all_converged else None,
             "channels_over_budget": sum(
                 1 for v in per_channel.values() if v["ats_changes_per_s"] > v["budget_keys_per_s"]
             ),
+            "oversold_detail": res.journal.oversold_detail(res.t0_wall_ms, dialect),
+            "unconverged_detail": _unconverged_detail(app, res),
             "channels": per_channel,
         }
         return out, before

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -340,6 +340,26 @@ class SyncStore:
                 updated_at=b("at"),
             )
         )
+        # the keys of one channel and field named in a list (a JSON array on SQLite, an array on PostgreSQL)
+        skus_in: sa.ColumnElement[bool] = (
+            d.c.sku_id.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(b("skus"))))
+            if db.backend == "sqlite"
+            else d.c.sku_id == sa.func.any(b("skus"))
+        )
+        self._q_current = c(
+            sa.select(
+                d.c.sku_id,
+                d.c.value,
+                d.c.version,
+                d.c.acked_version,
+                d.c.dead,
+                d.c.next_attempt_at,
+                d.c.priority,
+                d.c.enqueued_at,
+                d.c.attempts,
+                d.c.last_error,
+            ).where(d.c.channel_id == b("ch"), d.c.field == b("field"), skus_in)
+        )
         self._q_desired_for_channel = c(
             sa.select(d.c.sku_id, d.c.value, d.c.version, d.c.acked_version, d.c.acked_value)
             .where(d.c.channel_id == b("ch"), d.c.field == b("field"))
@@ -527,6 +547,44 @@ class SyncStore:
             )
             for r in rows
         ]
+
+    def latest(self, items: Sequence[Pending]) -> list[Pending]:
+        """``items`` (read from :meth:`due`, sent, now to be sent again) as they stand now: a key whose desired value
+        changed since it was read carries the newest value, version, priority and attempts, and keeps the item's
+        expectation (``acked_value``: what the channel showed as far as the sender knows); a key no longer pending
+        (acknowledged, parked or held meanwhile) is left out. Order is kept."""
+        if not items:
+            return []
+        groups: dict[tuple[str, str], list[str]] = {}
+        for p in items:
+            groups.setdefault((p.channel, p.field), []).append(p.sku)
+        rows: dict[tuple[str, str, str], Any] = {}
+        with self.db.read() as tx:
+            for (channel, field_name), skus in groups.items():
+                names = json.dumps(skus) if self.db.backend == "sqlite" else skus
+                q = self._q_current
+                for r in tx.all(q, q.bind({"ch": channel, "field": field_name, "skus": names})):
+                    rows[(channel, field_name, r[0])] = r
+        out: list[Pending] = []
+        for p in items:
+            r = rows.get((p.channel, p.field, p.sku))
+            if r is None or bool(r[4]) or int(r[5]) >= HELD_AT or int(r[2]) <= int(r[3]):
+                continue
+            if int(r[2]) == p.version:
+                out.append(p)
+                continue
+            out.append(
+                replace(
+                    p,
+                    value=json.loads(r[1]),
+                    version=int(r[2]),
+                    priority=int(r[6]),
+                    enqueued_at=int(r[7]),
+                    attempts=int(r[8]),
+                    drift=r[9] == DRIFT_MARK,
+                )
+            )
+        return out
 
     def next_due_ms(self, channel: str) -> int | None:
         with self.db.read() as tx:

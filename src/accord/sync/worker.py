@@ -365,26 +365,48 @@ class SyncWorker:
             if not items:
                 return
         bucket.take(math.ceil(len(items) / batch_size), now)
-        queue: deque[list[Pending]] = deque([items])
-        resends = 0
-        while queue:
-            group = queue.popleft()
-            results = await self._send(channel, conn, group)
-            may_resend = resends < self.options.cas_resends
-            innocent, conflicted = self._apply_results(channel, group, results, report, resend=may_resend)
-            if not innocent and not conflicted:
-                continue
-            resends += 1
+        await self._send_quantities(channel, conn, items, report, self.options.cas_resends)
+
+    async def _send_quantities(
+        self, channel: str, conn: Connector, items: Sequence[Pending], report: StepReport, resends: int
+    ) -> None:
+        """Send ``items`` (their calls are paid for) and record the outcome. While ``resends`` rounds are left, the
+        keys that need another go are sent again at once: those a conflicting key aborted (all-or-nothing batches)
+        straight away, alone, without waiting for the read-back the conflicting keys need (a critical drop in an
+        aborted batch waits one round trip, not three); the compare-and-set conflicts once the channel's quantity
+        is known. Both go with the value desired *now*: a newer one is often enqueued while the first send is out
+        (the conflict itself is usually a sale on the channel, ingested meanwhile), and resending the value read
+        before it would put a stale, higher quantity back on the channel."""
+        results = await self._send(channel, conn, items)
+        innocent, conflicted = self._apply_results(channel, items, results, report, resend=resends > 0)
+        if innocent or conflicted:
+            await asyncio.gather(
+                self._resend(channel, conn, self.store.latest(innocent), report, resends - 1),
+                self._resend_observed(channel, conn, conflicted, report, resends - 1),
+            )
+
+    async def _resend(
+        self, channel: str, conn: Connector, items: Sequence[Pending], report: StepReport, resends: int
+    ) -> None:
+        if not items:
+            return
+        now = self.clock.now_ms()
+        if self.buckets[channel].take(math.ceil(len(items) / max(1, conn.limits.max_batch_size)), now):
+            await self._send_quantities(channel, conn, items, report, resends)
+        else:
+            self._defer(channel, items, now)
+
+    async def _resend_observed(
+        self,
+        channel: str,
+        conn: Connector,
+        conflicted: Sequence[tuple[Pending, int | None]],
+        report: StepReport,
+        resends: int,
+    ) -> None:
+        if conflicted:
             ready = await self._observe(channel, conn, conflicted, report)
-            # keys aborted with a conflicting one go first, alone: a conflicting key never holds the others back
-            for again in (innocent, ready):
-                if not again:
-                    continue
-                now = self.clock.now_ms()
-                if bucket.take(math.ceil(len(again) / batch_size), now):
-                    queue.append(again)
-                else:
-                    self._defer(channel, again, now)
+            await self._resend(channel, conn, ready, report, resends)
 
     async def _step_content(self, channel: str, conn: Connector, items: list[Pending], report: StepReport) -> None:
         """Price and content keys (priority below every quantity change) with the budget quantity left over, less
@@ -486,25 +508,50 @@ class SyncWorker:
         """Compare-and-set conflicts → the keys to resend at once, each expecting what the channel showed.
 
         The quantity the channel returned with the conflict is used as is; the others are read back (one call per
-        50). A key the channel already shows is acknowledged; one whose quantity stays unknown waits (an attempt)."""
+        50). Each key is then compared with the value desired now (:meth:`SyncStore.latest`; it may have changed
+        while the send and the read were out): a key the channel already shows is acknowledged; one no longer
+        pending only records what the channel showed. A key whose quantity stays unknown because the read failed
+        waits (an attempt); one the channel's call budget left unread spends no attempt but loses its stale
+        expectation, so the next send sets the value without a compare, as a first send does: kept, it would
+        conflict again at every send, abort its batch each time (critical keys with it) and be parked after
+        ``max_attempts`` steps while the channel shows a wrong quantity."""
         if not conflicted:
             return []
         observed: dict[str, int | None] = {p.sku: qty for p, qty in conflicted}
         unknown = [p for p, qty in conflicted if qty is None]
+        unread: set[str] = set()
         if unknown:
-            observed.update(await self._reread(channel, conn, unknown, report))
+            got = await self._reread(channel, conn, unknown, report)
+            if got is None:
+                unread = {p.sku for p in unknown}
+            else:
+                observed.update(got)
         now = self.clock.now_ms()
+        current = {p.sku: p for p in self.store.latest([p for p, _ in conflicted])}
         ready: list[Pending] = []
         shown: list[Pending] = []
         waiting: list[tuple[Pending, int, int, str]] = []
-        for p, _ in conflicted:
-            qty = observed.get(p.sku)
-            if qty is None:
+        gone: list[tuple[Pending, Any]] = []
+        blind: list[Pending] = []
+        for old, _ in conflicted:
+            qty = observed.get(old.sku)
+            p = current.get(old.sku)
+            if p is None:
+                if qty is not None:
+                    gone.append((old, qty))
+            elif qty is None and old.sku in unread:
+                blind.append(p)
+            elif qty is None:
                 waiting.append((p, p.attempts + 1, now, "cas_mismatch: the channel's quantity could not be read"))
             elif qty == p.value:
                 shown.append(p)
             else:
                 ready.append(dataclasses.replace(p, acked_value=qty))
+        if gone or blind:
+            note = "cas_mismatch: no call budget to read the channel's quantity; next send without a compare"
+            with self.store.db.tx() as tx:
+                self.store.observed_many(tx, [*gone, *((p, None) for p in blind)], now)
+                self.store.retry_many(tx, [(p, p.attempts, now, note) for p in blind], now)
         if shown or waiting:
             counts: Counter[str] = Counter()
             samples = self._samples(channel, shown, now)
@@ -534,18 +581,20 @@ class SyncWorker:
 
     async def _reread(
         self, channel: str, conn: Connector, stale: Sequence[Pending], report: StepReport
-    ) -> dict[str, int | None]:
-        """A compare-and-set failed without telling us what the channel shows: read it, so the resend expects it."""
+    ) -> dict[str, int | None] | None:
+        """A compare-and-set failed without telling us what the channel shows: read it, so the resend expects it.
+        None: no call budget to read now (nothing was asked); a SKU the read did not return maps to None."""
         now = self.clock.now_ms()
         observed: dict[str, int | None] = {p.sku: None for p in stale}
         calls = math.ceil(len(stale) / 50)
-        if self.buckets[channel].take(calls, now):
-            report.calls += calls
-            try:
-                for snap in await conn.get_quantities([p.sku for p in stale]):
-                    observed[snap.sku] = snap.qty
-            except ConnectorError as err:
-                self._rate_limit(channel, err, report)
+        if not self.buckets[channel].take(calls, now):
+            return None
+        report.calls += calls
+        try:
+            for snap in await conn.get_quantities([p.sku for p in stale]):
+                observed[snap.sku] = snap.qty
+        except ConnectorError as err:
+            self._rate_limit(channel, err, report)
         return observed
 
     async def _with_refs(
