@@ -380,10 +380,14 @@ class SyncWorker:
         results = await self._send(channel, conn, items)
         innocent, conflicted = self._apply_results(channel, items, results, report, resend=resends > 0)
         if innocent or conflicted:
-            await asyncio.gather(
+            outcomes = await asyncio.gather(
                 self._resend(channel, conn, self.store.latest(innocent), report, resends - 1),
                 self._resend_observed(channel, conn, conflicted, report, resends - 1),
+                return_exceptions=True,  # both finish before the step ends: no send outlives it
             )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
 
     async def _resend(
         self, channel: str, conn: Connector, items: Sequence[Pending], report: StepReport, resends: int
